@@ -1,0 +1,3 @@
+from minicap.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The `minicap` command line.
+
+Each command lives in the module that implements it; this file only lists them. A command
+module provides two functions:
+
+    configure(parser)   add the command's arguments to an argparse parser
+    run(args) -> int    do the work, return the exit status
+
+Command modules keep their top-level imports light (NumPy at most) and import heavy things
+(Numba kernels, matplotlib) inside run(), so `minicap --help` stays instant.
+"""
+import argparse
+import importlib
+import sys
+
+from minicap.errors import MinicapError
+
+# (command words, module, one-line help). "train X" commands share the `train` word.
+COMMANDS = [
+    (("gradcheck",), "minicap.gradcheck_cli", "check every layer's backward pass by finite differences"),
+]
+
+
+def _build_parser():
+    parser = argparse.ArgumentParser(
+        prog="minicap",
+        description="Attention-based captioning and caption-to-image generation in NumPy.")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND")
+    groups = {}  # first word -> its sub-subparsers, for multi-word commands like "train charrnn"
+    for words, module, help_text in COMMANDS:
+        if len(words) == 1:
+            sub = top.add_parser(words[0], help=help_text, description=help_text)
+        else:
+            if words[0] not in groups:
+                group = top.add_parser(words[0], help=f"{words[0]} a model (see subcommands)")
+                groups[words[0]] = group.add_subparsers(dest="subcommand", metavar="WHAT")
+                groups[words[0]].required = True
+            sub = groups[words[0]].add_parser(words[1], help=help_text, description=help_text)
+        sub.set_defaults(_module=module)
+        importlib.import_module(module).configure(sub)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the `minicap` console script. Returns the exit status."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "_module", None) is None:
+        parser.print_help()
+        return 0
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except MinicapError as err:
+        print(f"minicap: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nminicap: interrupted (the last checkpoint written is intact)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
