@@ -1,0 +1,181 @@
+"""`minicap gradcheck`: check every layer's backward pass in float64 and print a table.
+
+LAYER_CASES lists one small, random, float64 instance of each layer (non-zero biases and initial
+states, so a wrong bias or initial-state gradient cannot hide). The tests check the same cases.
+"""
+import json
+
+import numpy as np
+
+from minicap import nn
+from minicap.gradcheck import check_layer
+
+TOLERANCE = 1e-6
+
+
+def _w(rng, *shape):
+    return rng.standard_normal(shape) * 0.5
+
+
+def _case_affine(rng):
+    return nn.affine_forward, nn.affine_backward, [_w(rng, 4, 5), _w(rng, 5, 3), _w(rng, 3)], \
+        [("x", 0), ("W", 1), ("b", 2)], {}
+
+
+def _case_embedding(rng):
+    idx = np.array([[0, 3, 3, 1], [2, 0, 0, 4]])  # repeated words and padding (index 0)
+    return (lambda i, W: nn.embedding_forward(i, W, null_idx=0)), nn.embedding_backward, \
+        [idx, _w(rng, 5, 6)], [("W", 1)], {}
+
+
+def _case_unary(forward, backward, shift=0.0):
+    def build(rng):
+        x = rng.standard_normal((3, 4)) + shift
+        x[np.abs(x) < 1e-3] = 0.5  # keep relu away from its kink, where it has no derivative
+        return forward, backward, [x], [("x", 0)], {}
+    return build
+
+
+def _case_dropout(rng):
+    def forward(x):  # the rng is re-seeded on every call so the mask is fixed during the check
+        return nn.dropout_forward(x, 0.4, np.random.default_rng(7), train=True)
+    return forward, nn.dropout_backward, [_w(rng, 5, 6)], [("x", 0)], {}
+
+
+def _case_rnn_step(rng):
+    N, D, H = 3, 4, 5
+    return nn.rnn_step_forward, nn.rnn_step_backward, \
+        [_w(rng, N, D), _w(rng, N, H), _w(rng, D, H), _w(rng, H, H), _w(rng, H)], \
+        [("x", 0), ("prev_h", 1), ("Wx", 2), ("Wh", 3), ("b", 4)], {}
+
+
+def _case_rnn_seq(rng):
+    N, T, D, H = 2, 4, 3, 5
+    return nn.rnn_forward, nn.rnn_backward, \
+        [_w(rng, N, T, D), _w(rng, N, H), _w(rng, D, H), _w(rng, H, H), _w(rng, H)], \
+        [("x", 0), ("h0", 1), ("Wx", 2), ("Wh", 3), ("b", 4)], {}
+
+
+def _case_lstm_step(rng):
+    N, D, H = 3, 4, 5
+    return nn.lstm_step_forward, nn.lstm_step_backward, \
+        [_w(rng, N, D), _w(rng, N, H), _w(rng, N, H), _w(rng, D, 4 * H), _w(rng, H, 4 * H), _w(rng, 4 * H)], \
+        [("x", 0), ("prev_h", 1), ("prev_c", 2), ("Wx", 3), ("Wh", 4), ("b", 5)], {}
+
+
+def _case_lstm_seq(rng, masked):
+    N, T, D, H = 3, 4, 3, 4
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]]) if masked else None
+    return (lambda x, h0, c0, Wx, Wh, b: nn.lstm_forward(x, h0, c0, Wx, Wh, b, mask=mask)), nn.lstm_backward, \
+        [_w(rng, N, T, D), _w(rng, N, H), _w(rng, N, H), _w(rng, D, 4 * H), _w(rng, H, 4 * H), _w(rng, 4 * H)], \
+        [("x", 0), ("h0", 1), ("c0", 2), ("Wx", 3), ("Wh", 4), ("b", 5)], {}
+
+
+def _case_bilstm(rng):
+    N, T, D, H = 3, 5, 3, 4
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]])
+    fwd = lambda x, *p: nn.bilstm_forward(x, mask, *p)  # noqa: E731
+    params = [_w(rng, D, 4 * H), _w(rng, H, 4 * H), _w(rng, 4 * H)] * 1 + [_w(rng, D, 4 * H), _w(rng, H, 4 * H), _w(rng, 4 * H)]
+    names = ["Wx_f", "Wh_f", "b_f", "Wx_b", "Wh_b", "b_b"]
+    return fwd, nn.bilstm_backward, [_w(rng, N, T, D)] + params, [("x", 0)] + [(n, i + 1) for i, n in enumerate(names)], {}
+
+
+def _case_temporal_affine(rng):
+    return nn.temporal_affine_forward, nn.temporal_affine_backward, [_w(rng, 2, 3, 4), _w(rng, 4, 5), _w(rng, 5)], \
+        [("x", 0), ("W", 1), ("b", 2)], {}
+
+
+def _case_temporal_softmax(rng):
+    N, T, V = 3, 4, 6
+    y = rng.integers(0, V, size=(N, T))
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    fwd = lambda x: nn.temporal_softmax_loss_forward(x, y, mask)  # noqa: E731
+    return fwd, nn.temporal_softmax_loss_backward, [rng.standard_normal((N, T, V))], [("x", 0)], {}
+
+
+def _case_soft_attention(rng, gated, masked=False):
+    N, L, D, A, H = 3, 5, 4, 6, 5
+    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]]) if masked else None
+    args = [_w(rng, N, L, D), _w(rng, N, L, A), _w(rng, N, H), _w(rng, H, A), _w(rng, A)]
+    names = ["a", "a_proj", "h", "Wh", "w"]
+    if gated:
+        args += [_w(rng, H, 1), _w(rng, 1)]
+        names += ["W_beta", "b_beta"]
+    fwd = lambda *xs: nn.soft_attention_forward(*xs, mask=mask)  # noqa: E731
+    return fwd, nn.soft_attention_backward, args, [(n, i) for i, n in enumerate(names)], {}
+
+
+def _case_penalty(rng):
+    N, T, L = 3, 4, 5
+    alphas = rng.random((N, T, L))
+    mask = np.array([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0]])
+    fwd = lambda al: nn.doubly_stochastic_penalty_forward(al, mask)  # noqa: E731
+    return fwd, nn.doubly_stochastic_penalty_backward, [alphas], [("alphas", 0)], {}
+
+
+def _case_deep_output(rng, use_tanh):
+    N, T, E, H, D, V = 2, 3, 4, 5, 3, 7
+    fwd = lambda *xs: nn.deep_output_forward(*xs, use_tanh=use_tanh)  # noqa: E731
+    args = [_w(rng, N, T, E), _w(rng, N, T, H), _w(rng, N, T, D), _w(rng, H, E), _w(rng, D, E), _w(rng, E, V), _w(rng, V)]
+    names = ["emb", "h", "z", "Lh", "Lz", "Lo", "bo"]
+    return fwd, nn.deep_output_backward, args, [(n, i) for i, n in enumerate(names)], {}
+
+
+# name -> builder(rng) -> (forward, backward, args, wrt, kwargs). Later issues append their layers.
+LAYER_CASES = {
+    "affine": _case_affine,
+    "embedding": _case_embedding,
+    "sigmoid": _case_unary(nn.sigmoid_forward, nn.sigmoid_backward),
+    "tanh": _case_unary(nn.tanh_forward, nn.tanh_backward),
+    "relu": _case_unary(nn.relu_forward, nn.relu_backward),
+    "dropout": _case_dropout,
+    "rnn_step": _case_rnn_step,
+    "rnn_seq": _case_rnn_seq,
+    "lstm_step": _case_lstm_step,
+    "lstm_seq": lambda rng: _case_lstm_seq(rng, masked=False),
+    "lstm_seq_masked": lambda rng: _case_lstm_seq(rng, masked=True),
+    "bilstm_masked": _case_bilstm,
+    "temporal_affine": _case_temporal_affine,
+    "temporal_softmax_loss": _case_temporal_softmax,
+    "soft_attention": lambda rng: _case_soft_attention(rng, gated=False),
+    "soft_attention_beta": lambda rng: _case_soft_attention(rng, gated=True),
+    "soft_attention_masked": lambda rng: _case_soft_attention(rng, gated=True, masked=True),
+    "doubly_stochastic_penalty": _case_penalty,
+    "deep_output": lambda rng: _case_deep_output(rng, use_tanh=True),
+    "deep_output_linear": lambda rng: _case_deep_output(rng, use_tanh=False),
+}
+
+
+def check_case(name, seed=0):
+    """Run one LAYER_CASES entry in float64. Returns {input name: max relative error}."""
+    forward, backward, args, wrt, kwargs = LAYER_CASES[name](np.random.default_rng(seed))
+    return check_layer(forward, backward, args, wrt, kwargs, seed=seed)
+
+
+def configure(parser):
+    parser.add_argument("--json", action="store_true", help="print a JSON list of {name, max_rel_error, passed}")
+    parser.add_argument("--layer", action="append", metavar="NAME",
+                        help=f"check only this layer (repeatable); one of: {', '.join(LAYER_CASES)}")
+
+
+def run(args):
+    from minicap.errors import MinicapError
+    names = args.layer or list(LAYER_CASES)
+    unknown = [n for n in names if n not in LAYER_CASES]
+    if unknown:
+        raise MinicapError(f"unknown layer {', '.join(unknown)}; choose from: {', '.join(LAYER_CASES)}")
+    rows = []
+    for name in names:
+        errors = check_case(name)
+        worst = max(errors.values())
+        rows.append({"name": name, "max_rel_error": worst, "passed": bool(worst < TOLERANCE),
+                     "worst_input": max(errors, key=errors.get)})
+    if args.json:
+        print(json.dumps([{k: r[k] for k in ("name", "max_rel_error", "passed")} for r in rows], indent=1))
+    else:
+        print(f"{'layer':<28} {'max rel. error':>14}  {'worst input':<12} result   (float64, tolerance {TOLERANCE:g})")
+        for r in rows:
+            print(f"{r['name']:<28} {r['max_rel_error']:>14.2e}  {r['worst_input']:<12} {'pass' if r['passed'] else 'FAIL'}")
+        failed = sum(not r["passed"] for r in rows)
+        print(f"{len(rows) - failed} passed, {failed} failed")
+    return 1 if any(not r["passed"] for r in rows) else 0
