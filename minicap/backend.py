@@ -1,0 +1,54 @@
+"""The one seam between the NumPy reference in minicap/ and the Numba kernels in kernels/.
+
+A *hot function* is one the training loops spend their time in. Each has a NumPy reference (in
+minicap/nn, what students read) and a Numba twin (in kernels/, same signature, same results). Code
+that wants speed asks this module for the current implementation:
+
+    from minicap import backend
+    lstm_step_forward = backend.get("lstm_step_forward")
+
+The backend is chosen by the environment variable MINICAP_BACKEND=numpy|numba (default numba), or
+in code with `backend.use("numpy")`. Nothing else in minicap imports kernels/: a student can read
+minicap/ top to bottom without meeting Numba.
+"""
+import importlib
+import os
+
+BACKENDS = ("numpy", "numba")
+
+# hot function name -> (NumPy reference, Numba twin), as "module:function" strings.
+HOT_FUNCTIONS = {}
+
+_current = os.environ.get("MINICAP_BACKEND", "numba")
+_cache = {}
+
+
+def use(name):
+    """Switch every hot function to the 'numpy' or 'numba' implementation."""
+    global _current
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose 'numpy' or 'numba'")
+    _current = name
+
+
+def current():
+    """The name of the backend in use."""
+    if _current not in BACKENDS:
+        raise ValueError(f"MINICAP_BACKEND={_current!r} is not a backend; set it to 'numpy' or 'numba'")
+    return _current
+
+
+def _load(path):
+    module, function = path.split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def get(name, backend=None):
+    """The implementation of hot function `name` for `backend` (default: the current one)."""
+    backend = backend or current()
+    if name not in HOT_FUNCTIONS:
+        raise KeyError(f"{name!r} is not a hot function; known: {', '.join(sorted(HOT_FUNCTIONS))}")
+    key = (name, backend)
+    if key not in _cache:
+        _cache[key] = _load(HOT_FUNCTIONS[name][BACKENDS.index(backend)])
+    return _cache[key]
