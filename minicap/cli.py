@@ -18,6 +18,7 @@ from minicap.errors import MinicapError
 # (command words, module, one-line help). "train X" commands share the `train` word.
 COMMANDS = [
     (("gradcheck",), "minicap.gradcheck_cli", "check every layer's backward pass by finite differences"),
+    (("data", "show"), "minicap.data.cli", "draw a grid of captioned-MNIST examples with their captions"),
 ]
 
 
