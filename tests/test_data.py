@@ -339,3 +339,14 @@ def test_minibatch_iterators():
     sample = sample_minibatch(10, 6, rng)
     assert len(set(sample.tolist())) == 6 and sample.max() < 10
     assert sorted(sample_minibatch(3, 6, rng).tolist()) == [0, 1, 2]
+
+
+def test_missing_shipped_mnist_file_is_a_clear_error(tmp_path, monkeypatch):
+    from minicap.data import mnist
+    monkeypatch.setattr(mnist, "MNIST_5K_PATH", tmp_path / "mnist_5k.npz")
+    monkeypatch.setattr(mnist, "_cache", {})
+    with pytest.raises(MinicapError, match="mnist_5k.npz: the shipped MNIST subset is missing"):
+        load_mnist_5k()
+    np.savez(tmp_path / "mnist_5k.npz", images=np.zeros((10, 28, 28), np.uint8), labels=np.zeros(10, np.uint8))
+    with pytest.raises(MinicapError, match="expected images \\(5000, 28, 28\\)"):
+        load_mnist_5k()
