@@ -22,6 +22,10 @@ COMMANDS = [
 ]
 
 
+# help lines of the first word of multi-word commands
+GROUP_HELP = {"train": "train a model (see subcommands)", "data": "look at the datasets (see subcommands)"}
+
+
 def _build_parser():
     parser = argparse.ArgumentParser(
         prog="minicap",
@@ -33,7 +37,7 @@ def _build_parser():
             sub = top.add_parser(words[0], help=help_text, description=help_text)
         else:
             if words[0] not in groups:
-                group = top.add_parser(words[0], help=f"{words[0]} a model (see subcommands)")
+                group = top.add_parser(words[0], help=GROUP_HELP.get(words[0], f"{words[0]} (see subcommands)"))
                 groups[words[0]] = group.add_subparsers(dest="subcommand", metavar="WHAT")
                 groups[words[0]].required = True
             sub = groups[words[0]].add_parser(words[1], help=help_text, description=help_text)
