@@ -19,6 +19,13 @@ BACKENDS = ("numpy", "numba")
 # hot function name -> (NumPy reference, Numba twin), as "module:function" strings.
 HOT_FUNCTIONS = {}
 
+# DRAW's Gaussian filterbank attention (issue 9)
+HOT_FUNCTIONS.update({
+    name: (f"minicap.nn.filterbank:{name}", f"kernels.filterbank:{name}")
+    for name in ("filterbank_forward", "filterbank_backward", "read_forward", "read_backward",
+                 "write_forward", "write_backward")
+})
+
 _current = os.environ.get("MINICAP_BACKEND", "numba")
 _cache = {}
 

@@ -146,6 +146,86 @@ LAYER_CASES = {
 }
 
 
+# --- DRAW's Gaussian filterbank attention (issue 9) -----------------------------------------------
+# A non-square image (A = 7 wide, B = 6 high) so a swapped axis cannot pass; windows inside the image.
+_FB_A, _FB_B, _FB_N = 7, 6, 3
+
+
+def _window(rng, Bt=3):
+    """gx, gy, sigma2, delta: (Bt,) each, a window well inside a 7 x 6 image."""
+    return [rng.uniform(2.5, 5.5, Bt), rng.uniform(2.5, 4.5, Bt), rng.uniform(0.5, 2.0, Bt), rng.uniform(0.6, 1.6, Bt)]
+
+
+def _case_filter_params(rng):
+    from minicap.nn import filterbank as fb
+    fwd = lambda p: fb.filter_params_forward(p, _FB_A, _FB_B, _FB_N)  # noqa: E731
+    return fwd, fb.filter_params_backward, [_w(rng, 3, 5)], [("p", 0)], {}
+
+
+def _case_filterbank(rng):
+    from minicap.nn import filterbank as fb
+    fwd = lambda gx, gy, s2, d: fb.filterbank_forward(gx, gy, s2, d, _FB_A, _FB_B, _FB_N)  # noqa: E731
+    return fwd, fb.filterbank_backward, _window(rng), [("gx", 0), ("gy", 1), ("sigma2", 2), ("delta", 3)], {}
+
+
+def _case_filterbank_read(rng):
+    from minicap.nn import filterbank as fb
+    Bt, N = 3, _FB_N
+    args = [_w(rng, Bt, _FB_B, _FB_A), _w(rng, Bt, N, _FB_A), _w(rng, Bt, N, _FB_B), rng.uniform(0.5, 2.0, Bt)]
+    return fb.read_forward, fb.read_backward, args, [("x", 0), ("Fx", 1), ("Fy", 2), ("gamma", 3)], {}
+
+
+def _case_filterbank_write(rng):
+    from minicap.nn import filterbank as fb
+    Bt, N = 3, _FB_N
+    args = [_w(rng, Bt, N, N), _w(rng, Bt, N, _FB_A), _w(rng, Bt, N, _FB_B), rng.uniform(0.5, 2.0, Bt)]
+    return fb.write_forward, fb.write_backward, args, [("w", 0), ("Fx", 1), ("Fy", 2), ("gamma", 3)], {}
+
+
+def _case_attentive_read(rng):
+    from minicap.nn import filterbank as fb
+    Bt, H = 3, 4
+    fwd = lambda x_hat, h, W, b: fb.attentive_read_forward(x, x_hat, h, W, b, _FB_N)  # noqa: E731
+    x = (rng.random((Bt, _FB_B, _FB_A)) < 0.5).astype(np.float64)
+    args = [_w(rng, Bt, _FB_B, _FB_A), _w(rng, Bt, H), _w(rng, H, 5), _w(rng, 5)]
+    return fwd, fb.attentive_read_backward, args, [("x_hat", 0), ("h", 1), ("W", 2), ("b", 3)], {}
+
+
+def _case_attentive_write(rng):
+    from minicap.nn import filterbank as fb
+    Bt, H, N = 3, 4, _FB_N
+    fwd = lambda h, Wa, ba, Wp, bp: fb.attentive_write_forward(h, Wa, ba, Wp, bp, _FB_A, _FB_B, N)  # noqa: E731
+    args = [_w(rng, Bt, H), _w(rng, H, 5), _w(rng, 5), _w(rng, H, N * N), _w(rng, N * N)]
+    return fwd, fb.attentive_write_backward, args, [("h", 0), ("W_att", 1), ("b_att", 2), ("W_patch", 3),
+                                                    ("b_patch", 4)], {}
+
+
+def _case_read_no_attention(rng):
+    from minicap.nn import filterbank as fb
+    x = _w(rng, 3, _FB_B, _FB_A)
+    fwd = lambda x_hat: fb.read_no_attention_forward(x, x_hat)  # noqa: E731
+    return fwd, fb.read_no_attention_backward, [_w(rng, 3, _FB_B, _FB_A)], [("x_hat", 0)], {}
+
+
+def _case_write_no_attention(rng):
+    from minicap.nn import filterbank as fb
+    fwd = lambda h, W, b: fb.write_no_attention_forward(h, W, b, _FB_A, _FB_B)  # noqa: E731
+    args = [_w(rng, 3, 4), _w(rng, 4, _FB_A * _FB_B), _w(rng, _FB_A * _FB_B)]
+    return fwd, fb.write_no_attention_backward, args, [("h", 0), ("W", 1), ("b", 2)], {}
+
+
+LAYER_CASES.update({
+    "filter_params": _case_filter_params,
+    "filterbank": _case_filterbank,
+    "filterbank_read": _case_filterbank_read,
+    "filterbank_write": _case_filterbank_write,
+    "attentive_read": _case_attentive_read,
+    "attentive_write": _case_attentive_write,
+    "read_no_attention": _case_read_no_attention,
+    "write_no_attention": _case_write_no_attention,
+})
+
+
 def check_case(name, seed=0):
     """Run one LAYER_CASES entry in float64. Returns {input name: max relative error}."""
     forward, backward, args, wrt, kwargs = LAYER_CASES[name](np.random.default_rng(seed))
