@@ -159,9 +159,11 @@ def sample(step, state, start, end=None, max_len=20, temperature=1.0, rng=None):
         scaled = log_probs / temperature
         p = np.exp(scaled - scaled.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
-        # inverse-CDF draw, one uniform per row (vectorised rng.choice)
-        u = rng.random((p.shape[0], 1))
-        return np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
+        # inverse-CDF draw, one uniform per row (a vectorised rng.choice): token j is picked when
+        # cdf[j-1] <= u < cdf[j], so a token of probability 0 never is, and u < cdf[-1] keeps j < V
+        cdf = np.cumsum(p, axis=1)
+        u = rng.random((p.shape[0], 1)) * cdf[:, -1:]
+        return (cdf <= u).sum(axis=1)
 
     return _decode_one_token_at_a_time(step, state, start, end, max_len, choose)
 
@@ -201,6 +203,8 @@ def beam_search(step, state, start, end, max_len=20, beam_size=3, length_norm=0.
     """
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
+    if end is None:
+        raise ValueError("beam search needs an end token (to run to max_len, give one the model never emits)")
     k = beam_size
     B = _batch_size(state, start)
     rows_of_input = np.repeat(np.arange(B), k)

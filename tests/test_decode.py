@@ -184,6 +184,13 @@ def test_sampling_draws_from_the_tempered_distribution():
     def step(tokens, state):
         return np.log(np.tile(p, (len(tokens), 1))), state
 
+    impossible = p.copy()
+    impossible[[0, 3]] = 0.0  # tokens of probability 0 (log p = -inf), at both ends, are never drawn
+    with np.errstate(divide="ignore"):
+        log_impossible = np.log(impossible / impossible.sum())
+    picks = sample(lambda tok, st: (np.tile(log_impossible, (len(tok), 1)), st),
+                   np.zeros((N, 1)), 0, None, 1, rng=np.random.default_rng(2))
+    assert {h.tokens[0] for h in picks} == {1, 2}
     for T in (1.0, 0.5):
         hyps = sample(step, np.zeros((N, 1)), 0, None, 1, temperature=T, rng=np.random.default_rng(1))
         freq = np.bincount([h.tokens[0] for h in hyps], minlength=4) / N
@@ -205,6 +212,8 @@ def test_bad_arguments():
     step, initial = tiny_rnn_step()
     with pytest.raises(ValueError):
         beam_search(step, initial(), 0, 3, beam_size=0)
+    with pytest.raises(ValueError, match="end token"):
+        beam_search(step, initial(), 0, None)
     with pytest.raises(ValueError):
         sample(step, initial(), 0, 3, temperature=-1.0, rng=np.random.default_rng(0))
     with pytest.raises(ValueError):
