@@ -101,7 +101,7 @@ def train(run, train_step, steps, out_dir, clip=None, log_every=100, evaluate=No
             updating = False
             smooth = loss if smooth is None else 0.98 * smooth + 0.02 * loss
             bar.update(1)
-            bar.set_postfix(loss=f"{smooth:.4f}")
+            bar.set_postfix(loss=f"{smooth:.4f}", refresh=False)  # redraw at tqdm's own pace, not every step
             if run.step % log_every == 0 or run.step == steps:
                 run.history.append((run.step, float(loss)))
                 if on_log is not None:
