@@ -21,6 +21,7 @@ COMMANDS = [
     (("train", "charrnn"), "minicap.models.charrnn_cli", "train min-char-rnn or an LSTM language model on a text"),
     (("sample",), "minicap.models.charrnn_cli", "generate text from a `train charrnn` checkpoint"),
     (("data", "show"), "minicap.data.cli", "draw a grid of captioned-MNIST examples with their captions"),
+    (("score",), "minicap.metrics.cli", "score candidate captions against references: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D"),
 ]
 
 
