@@ -251,11 +251,32 @@ def tokenizer_mismatches(refs, cands, ref_strings, cand_strings):
     return bad
 
 
+def _compare_tokenizers_on_text(path):
+    from minicap.text import tokenize
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.strip() for line in f if line.strip()]
+        _, cand_strings = ptb_tokenize({}, {k: line for k, line in enumerate(lines)})
+    except (OSError, MinicapError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    bad = [(line, cand_strings[k][0].split()) for k, line in enumerate(lines)
+           if tokenize(line) != cand_strings[k][0].split()]
+    print(f"{path}: {len(lines) - len(bad)}/{len(lines)} lines tokenized exactly as the Java PTB tokenizer")
+    for line, ptb in bad[:20]:
+        print(f"   {line!r}\n      PTB     {ptb}\n      minicap {tokenize(line)}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m minicap.metrics.coco_compare", description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=400, help="images in the generated corpus (default 400)")
     parser.add_argument("--seed", type=int, default=0, help="corpus seed (default 0)")
+    parser.add_argument("--tokenizer-text", metavar="FILE",
+                        help="instead: compare the two tokenizers on every non-empty line of FILE")
     args = parser.parse_args(argv)
+    if args.tokenizer_text:
+        return _compare_tokenizers_on_text(args.tokenizer_text)
     from minicap.metrics.meteor import BANERJEE_LAVIE_2005, METEOR_1_5
     try:
         refs, cands, kinds = generate_corpus(args.images, args.seed)
@@ -286,7 +307,8 @@ def main(argv=None):
                 print(f"  with {label}:")
                 for name in ("METEOR", "METEOR-exact-stem"):
                     target = "Java METEOR 1.5 as shipped" if name == "METEOR" else 'Java -m "exact stem"'
-                    print(f"    vs {target:28} {diffs[name][0]:.4f} / {diffs[name][1]:.4f} / {diffs[name][2]:.4f}"
+                    shown = " / ".join(f"{x:.4f}" if x >= 1e-4 else f"{x:.1e}" for x in diffs[name])
+                    print(f"    vs {target:28} {shown}"
                           f"   (Java corpus {reference[name][0]:.4f})")
     except MinicapError as err:
         print(f"error: {err}", file=sys.stderr)
