@@ -1,6 +1,7 @@
 """METEOR (Banerjee & Lavie 2005; parameters and scoring rules of METEOR 1.5, Denkowski & Lavie 2014).
 
-For one candidate (the "test", h) and one reference (r):
+For one candidate (the "test", h) and one reference (r), both first re-tokenized the way Java
+METEOR's -norm option does (meteor_normalize; pycocoevalcap runs the jar with it):
 
 1. Candidate matches between words, in two stages ("modules"):
        exact:  h_i == r_j
@@ -36,7 +37,8 @@ minicap.metrics.coco_compare they equal Java METEOR 1.5 run with `-m "exact stem
 
 Differences from Java METEOR 1.5 (what pycocoevalcap runs):
 - no synonym (WordNet) and no paraphrase module: words that only those modules match count as
-  unmatched here, so our METEOR is lower or equal on captions that use synonyms;
+  unmatched here, so our METEOR is usually lower on captions that use synonyms (it can also be
+  higher: Java's extra candidates sometimes make a stem match ambiguous, and then it is dropped);
 - Porter (1980) instead of the Snowball English stemmer;
 - the alignment search: like Java, a beam search of width 40 over reference positions, but
   partial alignments that can only continue the same way (same test words used, same open
