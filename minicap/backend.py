@@ -11,6 +11,7 @@ The backend is chosen by the environment variable MINICAP_BACKEND=numpy|numba (d
 in code with `backend.use("numpy")`. Nothing else in minicap imports kernels/: a student can read
 minicap/ top to bottom without meeting Numba.
 """
+import contextlib
 import importlib
 import os
 
@@ -18,6 +19,20 @@ BACKENDS = ("numpy", "numba")
 
 # hot function name -> (NumPy reference, Numba twin), as "module:function" strings.
 HOT_FUNCTIONS = {}
+
+# The captioner's sequence loops (issue 3): LSTM step and sequence, soft attention, masked softmax loss
+HOT_FUNCTIONS.update({
+    "lstm_step_forward": ("minicap.nn.lstm:lstm_step_forward", "kernels.lstm:lstm_step_forward"),
+    "lstm_step_backward": ("minicap.nn.lstm:lstm_step_backward", "kernels.lstm:lstm_step_backward"),
+    "lstm_forward": ("minicap.nn.lstm:lstm_forward", "kernels.lstm:lstm_forward"),
+    "lstm_backward": ("minicap.nn.lstm:lstm_backward", "kernels.lstm:lstm_backward"),
+    "soft_attention_forward": ("minicap.nn.attention:soft_attention_forward", "kernels.attention:soft_attention_forward"),
+    "soft_attention_backward": ("minicap.nn.attention:soft_attention_backward", "kernels.attention:soft_attention_backward"),
+    "temporal_softmax_loss_forward": ("minicap.nn.temporal:temporal_softmax_loss_forward",
+                                      "kernels.softmax:temporal_softmax_loss_forward"),
+    "temporal_softmax_loss_backward": ("minicap.nn.temporal:temporal_softmax_loss_backward",
+                                       "kernels.softmax:temporal_softmax_loss_backward"),
+})
 
 # DRAW's Gaussian filterbank attention (issue 9)
 HOT_FUNCTIONS.update({
@@ -59,3 +74,21 @@ def get(name, backend=None):
     if key not in _cache:
         _cache[key] = _load(HOT_FUNCTIONS[name][BACKENDS.index(backend)])
     return _cache[key]
+
+
+@contextlib.contextmanager
+def using(name):
+    """Run a block with backend `name`, then restore the previous one:
+
+        with backend.using("numpy"):
+            loss, grads = model.loss(params, batch, rng)
+
+    Switch between whole forward+backward passes, never between a forward and its backward: a
+    sequence cache (lstm_forward's) is only understood by the same backend's backward.
+    """
+    before = current()
+    use(name)
+    try:
+        yield
+    finally:
+        use(before)

@@ -18,6 +18,7 @@ from minicap.errors import MinicapError
 # (command words, module, one-line help). "train X" commands share the `train` word.
 COMMANDS = [
     (("gradcheck",), "minicap.gradcheck_cli", "check every layer's backward pass by finite differences"),
+    (("bench",), "minicap.bench", "time the hot workloads with the numpy and numba backends"),
     (("train", "charrnn"), "minicap.models.charrnn_cli", "train min-char-rnn or an LSTM language model on a text"),
     (("sample",), "minicap.models.charrnn_cli", "generate text from a `train charrnn` checkpoint"),
     (("data", "show"), "minicap.data.cli", "draw a grid of captioned-MNIST examples with their captions"),

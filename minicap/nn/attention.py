@@ -44,10 +44,12 @@ def soft_attention_forward(a, a_proj, h, Wh, w, W_beta=None, b_beta=None, mask=N
     return (z, alpha), (a, h, Wh, w, W_beta, hidden, alpha, context, beta)
 
 
-def soft_attention_backward(dz, dalpha, cache):
+def soft_attention_backward(dz, dalpha, cache, need_da=True):
     """dz: (N, D), dalpha: (N, L) (from a penalty on alpha; zeros if none).
 
     Returns da, da_proj, dh, dWh, dw, and with the gate also dW_beta, db_beta.
+    need_da=False returns None for da: features from a frozen CNN need no gradient, and da (N, L, D)
+    is the largest array of the step.
 
     Backward, step by step:
       dcontext = beta dz;   dbeta = sum_d dz context;   d(gate logit) = dbeta beta (1 - beta)
@@ -62,7 +64,7 @@ def soft_attention_backward(dz, dalpha, cache):
         dcontext = beta * dz
         dgate = np.sum(dz * context, axis=1, keepdims=True) * beta * (1 - beta)  # (N, 1)
     dalpha = dalpha + np.einsum("nd,nld->nl", dcontext, a)
-    da = alpha[:, :, None] * dcontext[:, None, :]
+    da = alpha[:, :, None] * dcontext[:, None, :] if need_da else None
     de = alpha * (dalpha - np.sum(alpha * dalpha, axis=1, keepdims=True))  # masked: alpha = 0 there
     dw = np.einsum("nla,nl->a", hidden, de)
     da_proj = de[:, :, None] * w * (1 - hidden * hidden)                   # (N, L, A)

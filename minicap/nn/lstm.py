@@ -17,6 +17,7 @@ Shapes: N batch, T time, D input features, H hidden units.
 """
 import numpy as np
 
+from minicap import backend
 from minicap.nn.basic import sigmoid
 
 
@@ -62,9 +63,10 @@ def lstm_forward(x, h0, c0, Wx, Wh, b, mask=None):
     """
     N, T, _ = x.shape
     h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx))
+    step_forward = backend.get("lstm_step_forward")  # lstm_step_forward above, or its Numba twin
     caches, prev_h, prev_c = [], h0, c0
     for t in range(T):
-        (next_h, next_c), cache = lstm_step_forward(x[:, t], prev_h, prev_c, Wx, Wh, b)
+        (next_h, next_c), cache = step_forward(x[:, t], prev_h, prev_c, Wx, Wh, b)
         if mask is not None:
             m = mask[:, t, None].astype(h.dtype)
             next_h = m * next_h + (1 - m) * prev_h
@@ -90,6 +92,7 @@ def lstm_backward(dh, dc_last, cache):
     dWx, dWh, db = np.zeros_like(Wx), np.zeros_like(Wh), np.zeros(4 * H, dtype=dh.dtype)
     dprev_h = np.zeros((N, H), dtype=dh.dtype)
     dprev_c = dc_last.astype(dh.dtype, copy=True)
+    step_backward = backend.get("lstm_step_backward")  # lstm_step_backward above, or its Numba twin
     for t in reversed(range(T)):
         dnext_h, dnext_c = dh[:, t] + dprev_h, dprev_c
         if mask is not None:
@@ -98,7 +101,7 @@ def lstm_backward(dh, dc_last, cache):
             dnext_h = m * dh[:, t] + dprev_h
             carried_h, carried_c = (1 - m) * dnext_h, (1 - m) * dnext_c
             dnext_h, dnext_c = m * dnext_h, m * dnext_c
-        dx[:, t], dprev_h, dprev_c, dWx_t, dWh_t, db_t = lstm_step_backward(dnext_h, dnext_c, caches[t])
+        dx[:, t], dprev_h, dprev_c, dWx_t, dWh_t, db_t = step_backward(dnext_h, dnext_c, caches[t])
         if mask is not None:
             dprev_h, dprev_c = dprev_h + carried_h, dprev_c + carried_c
         dWx += dWx_t
@@ -134,16 +137,18 @@ def bilstm_forward(x, mask, Wx_f, Wh_f, b_f, Wx_b, Wh_b, b_b):
         raise ValueError("bilstm mask rows must be ones followed by zeros (real steps, then padding)")
     N, H = x.shape[0], Wh_f.shape[0]
     zeros = np.zeros((N, H), dtype=np.result_type(x, Wx_f))
-    (h_f, _), cache_f = lstm_forward(x, zeros, zeros, Wx_f, Wh_f, b_f, mask)
-    (h_b_rev, _), cache_b = lstm_forward(reverse_padded(x, lengths), zeros, zeros, Wx_b, Wh_b, b_b, mask)
+    # the sequence loops: lstm_forward above, or its Numba twin (whose backward must go with it)
+    seq_forward, seq_backward = backend.get("lstm_forward"), backend.get("lstm_backward")
+    (h_f, _), cache_f = seq_forward(x, zeros, zeros, Wx_f, Wh_f, b_f, mask)
+    (h_b_rev, _), cache_b = seq_forward(reverse_padded(x, lengths), zeros, zeros, Wx_b, Wh_b, b_b, mask)
     out = np.concatenate([h_f, reverse_padded(h_b_rev, lengths)], axis=2)
-    return out, (cache_f, cache_b, lengths, H)
+    return out, (cache_f, cache_b, lengths, H, seq_backward)
 
 
 def bilstm_backward(dout, cache):
     """dout: (N, T, 2H). Returns dx (N, T, D), dWx_f, dWh_f, db_f, dWx_b, dWh_b, db_b."""
-    cache_f, cache_b, lengths, H = cache
+    cache_f, cache_b, lengths, H, seq_backward = cache
     zeros = np.zeros((dout.shape[0], H), dtype=dout.dtype)
-    dx_f, _, _, dWx_f, dWh_f, db_f = lstm_backward(dout[:, :, :H], zeros, cache_f)
-    dx_b_rev, _, _, dWx_b, dWh_b, db_b = lstm_backward(reverse_padded(dout[:, :, H:], lengths), zeros, cache_b)
+    dx_f, _, _, dWx_f, dWh_f, db_f = seq_backward(dout[:, :, :H], zeros, cache_f)
+    dx_b_rev, _, _, dWx_b, dWh_b, db_b = seq_backward(reverse_padded(dout[:, :, H:], lengths), zeros, cache_b)
     return dx_f + reverse_padded(dx_b_rev, lengths), dWx_f, dWh_f, db_f, dWx_b, dWh_b, db_b

@@ -1,0 +1,243 @@
+"""`minicap bench`: time the hot workloads with the NumPy reference and with the Numba kernels.
+
+    minicap bench                                   every workload, both backends, float32 and float64
+    minicap bench --workload lstm_seq --backend numba --dtype float32 --repeat 21
+    minicap bench --json                            a JSON list of result objects
+
+Each measurement: build the workload (fixed random data, seed 0) under the chosen backend; run one
+iteration as a warm-up (Numba compiles its kernels here, or loads them from its cache); run one more
+untimed; then time `repeat` single iterations with the garbage collector off and report the median
+seconds per iteration. One iteration is forward + backward of the whole workload, no optimizer step.
+
+    compile_s   the warm-up's extra time over a timed iteration (JIT compilation or cache loading;
+                about 0 for numpy)
+    peak_mb     the most memory one iteration holds at once (caches, gradients, temporaries), measured
+                by tracemalloc during one extra iteration (NumPy reports its arrays to tracemalloc;
+                the kernels allocate their arrays with NumPy too). The workload's inputs and
+                parameters, allocated before, are not counted.
+
+Workloads are listed in WORKLOADS, name -> ("module:function", description). A workload function
+takes (dtype, quick) and returns step(): one iteration, returning the loss. It gets its hot functions
+from `minicap.backend` (or calls layers that do), so the same function times either backend. Sizes
+are fixed (the same as the PyTorch peer in /work/shared/bench/torch_peer.py); quick=True shrinks them
+to seconds-long smoke tests (the hidden --quick flag, used by the tests). To add a workload, write its
+function and add one line to WORKLOADS.
+"""
+import argparse
+import gc
+import importlib
+import json
+import statistics
+import time
+import tracemalloc
+
+import numpy as np
+
+from minicap import backend, nn
+from minicap.errors import MinicapError
+
+WORKLOADS = {
+    "lstm_seq": ("minicap.bench:lstm_seq",
+                 "LSTM over T=16 steps, B=32, D=256, H=512; loss sum_t <h_t, R_t>; forward + backward"),
+    "soft_attention_step": ("minicap.bench:soft_attention_step",
+                            "Show-Attend-Tell soft-attention decoder, L=196 D=512 B=32 T=16 E=256 H=512 A=256 "
+                            "V=1000; cross-entropy + doubly stochastic penalty; forward + backward"),
+    "draw_step": ("minicap.models.draw:bench_step", "DRAW with filterbank attention, 28x28, B=64, T=16, read 2x2, "
+                  "write 5x5, LSTMs 256, z 100; negative bound; forward + backward"),
+}
+DTYPES = ("float32", "float64")
+
+
+# --- workloads -----------------------------------------------------------------------------------------
+def lstm_seq(dtype, quick=False):
+    """An LSTM over a sequence and its gradients (as torch_peer.py's lstm_seq: nn.LSTMCell in a loop).
+
+    x: (B, T, D) random, h0 = c0 = 0, loss = sum_t <h_t, R_t> for a fixed random R (B, T, H), so
+    dL/dh = R. Backward gives dx, dWx, dWh, db (dx is computed, as the peer's x requires grad)."""
+    T, B, D, H = (3, 2, 4, 5) if quick else (16, 32, 256, 512)
+    rng = np.random.default_rng(0)
+    bound = 1 / np.sqrt(H)  # PyTorch's LSTMCell initialisation: U(-1/sqrt(H), 1/sqrt(H))
+    Wx = rng.uniform(-bound, bound, (D, 4 * H)).astype(dtype)
+    Wh = rng.uniform(-bound, bound, (H, 4 * H)).astype(dtype)
+    b = rng.uniform(-2 * bound, 2 * bound, 4 * H).astype(dtype)
+    x = rng.standard_normal((B, T, D)).astype(dtype)
+    R = rng.standard_normal((B, T, H)).astype(dtype)
+    zeros = np.zeros((B, H), dtype)
+    forward, backward = backend.get("lstm_forward"), backend.get("lstm_backward")
+
+    def step():
+        (h, _), cache = forward(x, zeros, zeros, Wx, Wh, b)
+        backward(R, zeros, cache)
+        return float(np.sum(h * R))
+
+    return step
+
+
+def soft_attention_step(dtype, quick=False):
+    """One training step of the Show-Attend-Tell soft-attention decoder (as torch_peer.py's
+    soft_attention_captioner_step), forward + backward, no optimizer:
+
+        h0, c0 = tanh(f_init(mean_i a_i));  a_proj = a Wa + ba (once per image)
+        each step t:  z_t, alpha_t = soft attention (with the beta gate) on h_{t-1}
+                      h_t, c_t = LSTM([E y_{t-1}; z_t], h_{t-1}, c_{t-1})
+        logits = Lo (E y_{t-1} + Lh h_t + Lz z_t) + bo           (deep output, no tanh, all steps at once)
+        loss = (sum_t CE(logits_t, y_t) + sum_i (1 - sum_t alpha_ti)^2) / B
+
+    The features a are frozen CNN output (no gradient needed), as in the peer."""
+    L, D, B, T, E, H, A, V = (5, 6, 2, 3, 4, 5, 3, 11) if quick else (196, 512, 32, 16, 256, 512, 256, 1000)
+    rng = np.random.default_rng(0)
+
+    def init(*shape):
+        return rng.uniform(-1, 1, shape).astype(dtype) / np.sqrt(shape[0]).astype(dtype)
+
+    p = dict(W_embed=rng.standard_normal((V, E)).astype(dtype), W_init_h=init(D, H), b_init_h=init(H),
+             W_init_c=init(D, H), b_init_c=init(H), Wa=init(D, A), ba=init(A), Wh_att=init(H, A), w_att=init(A),
+             W_beta=init(H, 1), b_beta=init(1), Wx=init(E + D, 4 * H), Wh=init(H, 4 * H), b=init(4 * H),
+             Lh=init(H, E), Lz=init(D, E), Lo=init(E, V), bo=init(V))
+    a = np.maximum(rng.standard_normal((B, L, D)), 0).astype(dtype)
+    y = rng.integers(0, V, (B, T + 1))
+    y_in, y_out, mask = y[:, :-1], y[:, 1:], np.ones((B, T))
+    attend, attend_back = backend.get("soft_attention_forward"), backend.get("soft_attention_backward")
+    lstm_step, lstm_step_back = backend.get("lstm_step_forward"), backend.get("lstm_step_backward")
+    ce_forward, ce_backward = backend.get("temporal_softmax_loss_forward"), backend.get("temporal_softmax_loss_backward")
+
+    def step():
+        # forward
+        a_mean = a.mean(axis=1)
+        h = np.tanh(a_mean @ p["W_init_h"] + p["b_init_h"])
+        c = np.tanh(a_mean @ p["W_init_c"] + p["b_init_c"])
+        h0, c0 = h, c
+        a_proj = a @ p["Wa"] + p["ba"]
+        emb, emb_cache = nn.embedding_forward(y_in, p["W_embed"])
+        hs, zs, alphas, att_caches, lstm_caches = [], [], [], [], []
+        for t in range(T):
+            (z, alpha), att_cache = attend(a, a_proj, h, p["Wh_att"], p["w_att"], p["W_beta"], p["b_beta"])
+            (h, c), lstm_cache = lstm_step(np.concatenate([emb[:, t], z], axis=1), h, c, p["Wx"], p["Wh"], p["b"])
+            hs.append(h), zs.append(z), alphas.append(alpha), att_caches.append(att_cache), lstm_caches.append(lstm_cache)
+        logits, out_cache = nn.deep_output_forward(emb, np.stack(hs, 1), np.stack(zs, 1), p["Lh"], p["Lz"], p["Lo"],
+                                                   p["bo"], use_tanh=False)
+        ce, ce_cache = ce_forward(logits, y_out, mask)
+        penalty, penalty_cache = nn.doubly_stochastic_penalty_forward(np.stack(alphas, 1), mask)
+        # backward
+        grads = {}
+        demb, dhs, dzs, grads["Lh"], grads["Lz"], grads["Lo"], grads["bo"] = nn.deep_output_backward(
+            ce_backward(1.0, ce_cache), out_cache)
+        dalphas = nn.doubly_stochastic_penalty_backward(1.0, penalty_cache)
+        for name in ("Wx", "Wh", "b", "Wh_att", "w_att", "W_beta", "b_beta"):
+            grads[name] = np.zeros_like(p[name])
+        da_proj = np.zeros_like(a_proj)
+        dh, dc = np.zeros_like(h), np.zeros_like(c)
+        for t in reversed(range(T)):
+            dx, dh, dc, dWx, dWh, db = lstm_step_back(dhs[:, t] + dh, dc, lstm_caches[t])
+            grads["Wx"] += dWx
+            grads["Wh"] += dWh
+            grads["b"] += db
+            demb[:, t] += dx[:, :E]
+            _, da_proj_t, dh_att, dWh_att, dw_att, dW_beta, db_beta = attend_back(
+                dx[:, E:] + dzs[:, t], dalphas[:, t], att_caches[t], need_da=False)  # frozen features
+            dh += dh_att
+            da_proj += da_proj_t
+            grads["Wh_att"] += dWh_att
+            grads["w_att"] += dw_att
+            grads["W_beta"] += dW_beta
+            grads["b_beta"] += db_beta
+        grads["Wa"] = a.reshape(-1, D).T @ da_proj.reshape(-1, A)
+        grads["ba"] = da_proj.sum(axis=(0, 1))
+        dpre_h, dpre_c = dh * (1 - h0 * h0), dc * (1 - c0 * c0)
+        grads["W_init_h"], grads["b_init_h"] = a_mean.T @ dpre_h, dpre_h.sum(axis=0)
+        grads["W_init_c"], grads["b_init_c"] = a_mean.T @ dpre_c, dpre_c.sum(axis=0)
+        grads["W_embed"] = nn.embedding_backward(demb, emb_cache)
+        return float(ce + penalty)
+
+    return step
+
+
+# --- timing ------------------------------------------------------------------------------------------------
+def load_workload(name):
+    """The workload function registered under `name`."""
+    if name not in WORKLOADS:
+        raise MinicapError(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")
+    module, function = WORKLOADS[name][0].split(":")
+    return getattr(importlib.import_module(module), function)
+
+
+def measure(name, backend_name, dtype, repeat=7, quick=False):
+    """Time one workload with one backend and dtype. Returns the result dict (see the module docstring)."""
+    with backend.using(backend_name):
+        step = load_workload(name)(np.dtype(dtype), quick)
+        start = time.perf_counter()
+        loss = step()  # warm-up: compiles or loads the kernels
+        first = time.perf_counter() - start
+        step()
+        gc.collect()
+        gc_was_on = gc.isenabled()
+        gc.disable()
+        samples = []
+        try:
+            for _ in range(repeat):
+                start = time.perf_counter()
+                step()
+                samples.append(time.perf_counter() - start)
+        finally:
+            if gc_was_on:
+                gc.enable()
+        tracemalloc.start()
+        try:
+            step()
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    median = statistics.median(samples)
+    return {"workload": name, "backend": backend_name, "dtype": str(np.dtype(dtype)), "median_s": median,
+            "peak_mb": peak / 2 ** 20, "compile_s": max(first - median, 0.0), "min_s": min(samples),
+            "repeat": repeat, "loss": loss}
+
+
+# --- the command ---------------------------------------------------------------------------------------------
+def configure(parser):
+    parser.add_argument("--workload", action="append", metavar="W",
+                        help=f"a workload to time (repeatable; default all): {', '.join(WORKLOADS)}")
+    parser.add_argument("--backend", choices=backend.BACKENDS, action="append",
+                        help="numpy or numba (repeatable; default both)")
+    parser.add_argument("--dtype", choices=DTYPES, action="append", help="float32 or float64 (repeatable; default both)")
+    parser.add_argument("--repeat", type=int, default=7, metavar="N",
+                        help="timed iterations per measurement; the median is reported (default 7)")
+    parser.add_argument("--json", action="store_true",
+                        help="print a JSON list of objects with keys workload, backend, dtype, median_s, peak_mb, "
+                             "compile_s, min_s, repeat, loss")
+    parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for the tests
+
+
+def run(args):
+    workloads = args.workload or list(WORKLOADS)
+    for name in workloads:
+        load_workload(name)  # unknown names fail before anything is timed
+    if args.repeat < 1:
+        raise MinicapError(f"--repeat must be at least 1, got {args.repeat}")
+    backends, dtypes = args.backend or list(backend.BACKENDS), args.dtype or list(DTYPES)
+    results = []
+    if not args.json:
+        print(f"{'workload':<22}{'backend':<9}{'dtype':<9}{'median_ms':>11}{'min_ms':>10}{'peak_mb':>10}{'compile_s':>11}")
+    for name in workloads:
+        for dtype in dtypes:
+            for backend_name in backends:
+                result = measure(name, backend_name, dtype, repeat=args.repeat, quick=args.quick)
+                results.append(result)
+                if not args.json:
+                    print(f"{name:<22}{backend_name:<9}{dtype:<9}{result['median_s'] * 1e3:>11.2f}"
+                          f"{result['min_s'] * 1e3:>10.2f}{result['peak_mb']:>10.1f}{result['compile_s']:>11.2f}",
+                          flush=True)
+    if args.json:
+        print(json.dumps(results, indent=1))
+    else:
+        _print_speedups(results)
+    return 0
+
+
+def _print_speedups(results):
+    by_key = {(r["workload"], r["dtype"], r["backend"]): r["median_s"] for r in results}
+    lines = [f"  {w:<22}{d:<9} numpy / numba = {by_key[(w, d, 'numpy')] / by_key[(w, d, 'numba')]:.2f}x"
+             for (w, d, b) in by_key if b == "numba" and (w, d, "numpy") in by_key]
+    if lines:
+        print("speed-up of the numba backend:")
+        print("\n".join(lines))
