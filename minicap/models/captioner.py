@@ -1,0 +1,369 @@
+"""Show, Attend and Tell (Xu et al. 2015): an LSTM that captions an image from its annotation vectors.
+
+The frozen encoder turns an image into L annotation vectors a_1..a_L (one per image location, D
+numbers each). The decoder writes the caption one word at a time. Three models share it:
+
+    none  (baseline)  no attention: z_t = mean_i a_i, the same image summary at every step
+                      (with image_every_step=False the image only initialises the LSTM: z_t is empty)
+    soft              z_t = beta_t sum_i alpha_ti a_i, the expected annotation under the attention
+    hard              z_t = beta_t a_{s_t}, one location s_t ~ Multinoulli(alpha_t)  (hard_attention.py)
+
+One decoder step, from the previous word y_{t-1} and state (h_{t-1}, c_{t-1}):
+
+    x_t        = E y_{t-1}                                       word embedding          (N, E)
+    alpha_t    = softmax_i(w^T tanh(Wa a_i + b_a + Wh h_{t-1}))  where to look           (N, L)
+    beta_t     = sigmoid(h_{t-1} W_beta + b_beta)                the gate: how much      (N, 1)
+    z_t        = beta_t * glimpse_t                              the context             (N, D)
+    h_t, c_t   = LSTM([x_t; z_t], h_{t-1}, c_{t-1})
+    p(y_t)     = softmax(Lo tanh(x_t + Lh dropout(h_t) + Lz z_t) + bo)   the deep output layer
+
+The state starts from the image: abar = mean_i a_i, m = relu(abar W_init + b_init),
+h_0 = tanh(m W_h0 + b_h0), c_0 = tanh(m W_c0 + b_c0) (a 2-layer MLP each, as in the authors' code).
+Wa a_i + b_a does not depend on t, so it is computed once per image (a_proj).
+
+Training loss of the soft model (the baseline has no penalty):
+
+    loss = -(1/N) sum_n sum_t log p(y_nt)  +  lambda (1/N) sum_n sum_i (1 - sum_t alpha_nti)^2
+
+where padded steps count in neither sum. The penalty (doubly stochastic attention) asks every
+location to be looked at about once over the caption.
+
+Shapes: N batch, T time steps (caption length + 1), L locations, D annotation size, E embedding,
+H LSTM size, A attention size, V vocabulary. Parameters live in a flat dict (see init_params).
+"""
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+
+from minicap import backend
+from minicap.data.vocab import END, NULL, START
+from minicap.nn import (affine_backward, affine_forward, deep_output_backward, deep_output_forward,
+                        doubly_stochastic_penalty_backward, doubly_stochastic_penalty_forward,
+                        dropout_backward, dropout_forward, embedding_backward, embedding_forward,
+                        relu_backward, relu_forward, sigmoid, tanh_backward, tanh_forward,
+                        temporal_affine_backward, temporal_affine_forward)
+from minicap.nn.temporal import log_softmax
+
+ATTENTIONS = ("none", "soft", "hard")
+
+
+@dataclass(frozen=True)
+class CaptionerConfig:
+    """Everything that defines a captioner (saved in its checkpoint)."""
+    attention: str = "soft"          # none | soft | hard
+    embed: int = 64                  # E
+    hidden: int = 256                # H
+    attention_size: int = 64         # A
+    gate: bool = True                # the beta gate (soft, hard)
+    deep_tanh: bool = True           # tanh in the deep output layer (the authors' code)
+    image_every_step: bool = True    # baseline: feed mean_i a_i at every step (else only h_0, c_0)
+    dropout: float = 0.5             # on h_t before the output layer
+    penalty: float = 1.0             # lambda of the doubly stochastic penalty (soft, hard)
+    reward_weight: float = 0.1       # lambda_r (hard): scales the REINFORCE term
+    entropy_weight: float = 0.002    # lambda_e (hard): entropy bonus on alpha
+    sample_prob: float = 0.5         # hard: a minibatch samples locations with this probability,
+                                     #       else it trains on the expected context (as soft)
+    baseline_decay: float = 0.9      # hard: b <- decay b + (1 - decay) mean log p(y|s, a)
+
+    def __post_init__(self):
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
+
+    def to_dict(self):
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def context_size(config, D):
+    """Width of z_t: D, or 0 for a baseline whose image only initialises the LSTM."""
+    return 0 if config.attention == "none" and not config.image_every_step else D
+
+
+# --- parameters ---------------------------------------------------------------------------------
+def init_params(config, vocab_size, feature_size, rng, dtype=np.float32):
+    """Random initial parameters: weights ~ N(0, 1/fan_in), biases 0 (LSTM forget gate 1).
+
+    vocab_size V, feature_size D. Returns a flat dict of arrays (shapes in the comments).
+    """
+    V, D, E, H, A = vocab_size, feature_size, config.embed, config.hidden, config.attention_size
+    Dz = context_size(config, D)
+
+    def w(*shape):
+        return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(dtype)
+
+    p = {"W_embed": (rng.standard_normal((V, E)) * 0.1).astype(dtype),          # (V, E)
+         "W_init": w(D, D), "b_init": np.zeros(D, dtype),                        # abar -> m
+         "W_h0": w(D, H), "b_h0": np.zeros(H, dtype),                            # m -> h_0
+         "W_c0": w(D, H), "b_c0": np.zeros(H, dtype),                            # m -> c_0
+         "Wx": w(E + Dz, 4 * H), "Wh": w(H, 4 * H), "b": np.zeros(4 * H, dtype),  # LSTM
+         "Lh": w(H, E), "Lo": w(E, V), "bo": np.zeros(V, dtype)}                  # deep output
+    if Dz:
+        p["Lz"] = w(Dz, E)
+    p["b"][H:2 * H] = 1  # forget gate bias 1: remember by default
+    if config.attention != "none":
+        p.update({"W_att": w(D, A), "b_att": np.zeros(A, dtype),   # a_proj = a W_att + b_att
+                  "W_att_h": w(H, A), "w_att": w(A)})                # e = w_att . tanh(a_proj + h W_att_h)
+        if config.gate:
+            p.update({"W_beta": w(H, 1), "b_beta": np.zeros(1, dtype)})
+    return p
+
+
+# --- from the image to the initial state ----------------------------------------------------------
+def image_forward(params, config, features):
+    """features a: (N, L, D) -> the per-image arrays the decoder needs, as a dict:
+    h, c (N, H) the initial state; a (N, L, D); abar (N, D); a_proj (N, L, A) with attention."""
+    abar = features.mean(axis=1)
+    m, cache_m = affine_forward(abar, params["W_init"], params["b_init"])
+    m, cache_relu = relu_forward(m)
+    h0, cache_h = affine_forward(m, params["W_h0"], params["b_h0"])
+    h0, cache_th = tanh_forward(h0)
+    c0, cache_c = affine_forward(m, params["W_c0"], params["b_c0"])
+    c0, cache_tc = tanh_forward(c0)
+    image = {"h": h0, "c": c0, "a": features, "abar": abar}
+    cache = [cache_m, cache_relu, cache_h, cache_th, cache_c, cache_tc, None]
+    if config.attention != "none":
+        image["a_proj"], cache[-1] = temporal_affine_forward(features, params["W_att"], params["b_att"])
+    return image, cache
+
+
+def image_backward(dh0, dc0, da_proj, cache, grads):
+    """Adds the gradients of the initial-state MLPs and of a_proj's projection into grads."""
+    cache_m, cache_relu, cache_h, cache_th, cache_c, cache_tc, cache_proj = cache
+    dm_h, grads["W_h0"], grads["b_h0"] = affine_backward(tanh_backward(dh0, cache_th), cache_h)
+    dm_c, grads["W_c0"], grads["b_c0"] = affine_backward(tanh_backward(dc0, cache_tc), cache_c)
+    _, grads["W_init"], grads["b_init"] = affine_backward(relu_backward(dm_h + dm_c, cache_relu), cache_m)
+    if cache_proj is not None:
+        _, grads["W_att"], grads["b_att"] = temporal_affine_backward(da_proj, cache_proj)
+
+
+# --- one decoder step ---------------------------------------------------------------------------
+def sample_locations(alpha, rng):
+    """s ~ Multinoulli(alpha) for each row: alpha (N, L) -> (N,) ints (one uniform per row)."""
+    cdf = np.cumsum(alpha, axis=1)
+    u = rng.random((alpha.shape[0], 1)) * cdf[:, -1:]
+    return np.minimum((cdf <= u).sum(axis=1), alpha.shape[1] - 1)
+
+
+def step_forward(params, config, x, h, c, image, glimpse="expected", rng=None, location=None):
+    """One step: attend (from h_{t-1}), gate, and run the LSTM on [x_t; z_t].
+
+    x: (N, E) the previous word's embedding; h, c: (N, H); image: image_forward's dict.
+    glimpse (attention models): "expected" z = beta sum_i alpha_i a_i (soft attention);
+        "sample" z = beta a_s with s = location (N,) if given, else s ~ alpha (drawn from rng);
+        "argmax" z = beta a_s with s = argmax_i alpha_i (a deterministic hard glimpse, for decoding).
+    Returns (h_next, c_next, z (N, Dz), alpha (N, L) or None, s (N,) or None) and the cache.
+    """
+    alpha = s = att_cache = beta = None
+    if config.attention == "none":
+        z = image["abar"] if config.image_every_step else image["abar"][:, :0]
+    else:
+        attend = backend.get("soft_attention_forward")
+        (expected, alpha), att_cache = attend(image["a"], image["a_proj"], h, params["W_att_h"], params["w_att"])
+        if glimpse == "expected":
+            z = expected
+        else:
+            if location is not None:
+                s = np.asarray(location)
+            elif glimpse == "sample":
+                s = sample_locations(alpha, rng)
+            else:
+                s = np.argmax(alpha, axis=1)
+            z = image["a"][np.arange(len(s)), s]
+        if config.gate:
+            beta = sigmoid(h @ params["W_beta"] + params["b_beta"])       # (N, 1)
+            z_in, z = z, beta * z
+    lstm_step = backend.get("lstm_step_forward")
+    (h_next, c_next), lstm_cache = lstm_step(np.concatenate([x, z], axis=1), h, c,
+                                             params["Wx"], params["Wh"], params["b"])
+    gate_cache = (h, z_in, beta, params["W_beta"]) if beta is not None else None
+    cache = (x.shape[1], glimpse, att_cache, gate_cache, lstm_cache)
+    return (h_next, c_next, z, alpha, s), cache
+
+
+def step_backward(dh_next, dc_next, dz, dalpha, cache, grads):
+    """Backward of step_forward. dz: (N, Dz) from the output layer; dalpha: (N, L) or None (from a
+    penalty or REINFORCE). Adds weight gradients into grads; returns dx, dh, dc, da_proj (or None).
+
+    A sampled glimpse a_s depends on alpha only through the sampling, which has no gradient: the
+    attention is then trained by dalpha alone (REINFORCE), so it receives dz = 0.
+    """
+    E, glimpse, att_cache, gate_cache, lstm_cache = cache
+    dxz, dh, dc, dWx, dWh, db = backend.get("lstm_step_backward")(dh_next, dc_next, lstm_cache)
+    grads["Wx"] += dWx
+    grads["Wh"] += dWh
+    grads["b"] += db
+    dx, dz = dxz[:, :E], dxz[:, E:] + dz
+    if att_cache is None:
+        return dx, dh, dc, None
+    if gate_cache is not None:  # z = beta * z_in, beta = sigmoid(h W_beta + b_beta)
+        h, z_in, beta, W_beta = gate_cache
+        dlogit = np.sum(dz * z_in, axis=1, keepdims=True) * beta * (1 - beta)   # (N, 1)
+        grads["W_beta"] += h.T @ dlogit
+        grads["b_beta"] += dlogit.sum(axis=0)
+        dh = dh + dlogit @ W_beta.T
+        dz = beta * dz
+    if glimpse != "expected":
+        dz = np.zeros_like(dz)
+    if dalpha is None:
+        dalpha = np.zeros(att_cache[6].shape, dtype=dz.dtype)
+    _, da_proj, dh_att, dWh, dw = backend.get("soft_attention_backward")(dz, dalpha, att_cache)
+    grads["W_att_h"] += dWh
+    grads["w_att"] += dw
+    return dx, dh + dh_att, dc, da_proj
+
+
+# --- the whole caption (teacher forcing) ---------------------------------------------------------
+def forward(params, config, features, captions, rng=None, train=False, glimpse="expected", locations=None):
+    """Read a batch of captions word by word, predicting each next word.
+
+    features: (N, L, D); captions: (N, T+1) ints <START> w_1 .. w_n <END> <NULL>...
+    train: apply dropout (drawn from rng). glimpse / locations (N, T): see step_forward.
+    Returns logits (N, T, V), alphas (N, T, L) or None, locations (N, T) or None, and the cache.
+    """
+    words_in = captions[:, :-1]
+    emb, emb_cache = embedding_forward(words_in, params["W_embed"], null_idx=NULL)
+    image, image_cache = image_forward(params, config, features)
+    h, c = image["h"], image["c"]
+    T = words_in.shape[1]
+    hs, zs, alphas, locs, step_caches = [], [], [], [], []
+    for t in range(T):
+        loc_t = None if locations is None else locations[:, t]
+        (h, c, z, alpha, s), cache = step_forward(params, config, emb[:, t], h, c, image, glimpse, rng, loc_t)
+        hs.append(h)
+        zs.append(z)
+        alphas.append(alpha)
+        locs.append(s)
+        step_caches.append(cache)
+    hs, zs = np.stack(hs, axis=1), np.stack(zs, axis=1)
+    hs_drop, drop_cache = dropout_forward(hs, config.dropout, rng, train)
+    logits, out_cache = output_forward(params, config, emb, hs_drop, zs)
+    alphas = None if alphas[0] is None else np.stack(alphas, axis=1)
+    locs = None if locs[0] is None else np.stack(locs, axis=1)
+    cache = (emb_cache, image_cache, step_caches, drop_cache, out_cache, params)
+    return logits, alphas, locs, cache
+
+
+def backward(dlogits, dalphas, cache):
+    """dlogits: (N, T, V); dalphas: (N, T, L) or None. Returns grads, a dict like params."""
+    emb_cache, image_cache, step_caches, drop_cache, out_cache, params = cache
+    grads = {k: np.zeros_like(v) for k, v in params.items()}
+    demb, dhs_drop, dzs, grads["Lh"], dLz, grads["Lo"], grads["bo"] = deep_output_backward(dlogits, out_cache)
+    if "Lz" in params:
+        grads["Lz"] = dLz
+    dhs = dropout_backward(dhs_drop, drop_cache)
+    dh, dc = np.zeros_like(dhs[:, 0]), np.zeros_like(dhs[:, 0])
+    da_proj = 0
+    for t in reversed(range(len(step_caches))):
+        dalpha = None if dalphas is None else dalphas[:, t]
+        dx, dh, dc, da_proj_t = step_backward(dh + dhs[:, t], dc, dzs[:, t], dalpha, step_caches[t], grads)
+        demb[:, t] += dx
+        if da_proj_t is not None:
+            da_proj = da_proj + da_proj_t
+    image_backward(dh, dc, da_proj, image_cache, grads)
+    grads["W_embed"] = embedding_backward(demb, emb_cache)
+    return grads
+
+
+def output_forward(params, config, emb, h, z):
+    """The deep output layer: logits = Lo tanh(emb + Lh h + Lz z) + bo, any leading dims.
+
+    A baseline without a context (image_every_step=False) has no Lz: it gets one zero column for z
+    and a zero Lz, so the Lz z term vanishes."""
+    Lz = params.get("Lz")
+    if Lz is None:
+        z, Lz = np.zeros(z.shape[:-1] + (1,), h.dtype), np.zeros((1, emb.shape[-1]), h.dtype)
+    return deep_output_forward(emb, h, z, params["Lh"], Lz, params["Lo"], params["bo"], use_tanh=config.deep_tanh)
+
+
+def caption_mask(captions):
+    """(N, T) bool: which targets captions[:, 1:] are real words (or <END>), not padding."""
+    return captions[:, 1:] != NULL
+
+
+def loss_and_grads(params, config, features, captions, rng, train=True, glimpse="expected", locations=None,
+                   dalphas_extra=None):
+    """Cross-entropy (+ lambda * penalty with attention) and its gradients; the shared part of
+    every model's loss. dalphas_extra(alphas, logp_caption) -> (N, T, L) lets the hard model add
+    its REINFORCE and entropy terms. Returns loss, grads, and a dict of what the forward pass saw."""
+    logits, alphas, locs, cache = forward(params, config, features, captions, rng, train, glimpse, locations)
+    targets, mask = captions[:, 1:], caption_mask(captions)
+    ce, ce_cache = backend.get("temporal_softmax_loss_forward")(logits, targets, mask)
+    dlogits = backend.get("temporal_softmax_loss_backward")(1.0, ce_cache)
+    loss, dalphas = float(ce), None
+    if alphas is not None and config.penalty:
+        penalty, pen_cache = doubly_stochastic_penalty_forward(alphas, mask)
+        loss += config.penalty * float(penalty)
+        dalphas = doubly_stochastic_penalty_backward(config.penalty, pen_cache)
+    info = {"ce": float(ce), "alphas": alphas, "locations": locs}
+    if dalphas_extra is not None:
+        info["logp_caption"] = caption_log_likelihood(logits, targets, mask)
+        extra = dalphas_extra(alphas, locs, info["logp_caption"])
+        dalphas = extra if dalphas is None else dalphas + extra
+    return loss, backward(dlogits, dalphas, cache), info
+
+
+def caption_log_likelihood(logits, targets, mask):
+    """log p(y_n | image) summed over each caption's words: (N,)."""
+    logp = np.take_along_axis(log_softmax(logits), targets[..., None], axis=2)[..., 0]
+    return np.sum(logp * mask, axis=1)
+
+
+def loss(params, batch, rng, config):
+    """The baseline's or soft model's training loss: (loss, grads).
+
+    batch: {"features": (N, L, D), "captions": (N, T+1) ints}. Dropout masks come from rng.
+    (The hard model's loss is hard_attention.loss.)
+    """
+    if config.attention == "hard":
+        raise ValueError("use minicap.models.hard_attention.loss for the hard-attention model")
+    value, grads, _ = loss_and_grads(params, config, batch["features"], batch["captions"], rng, train=True)
+    return value, grads
+
+
+# --- decoding -----------------------------------------------------------------------------------
+def initial_state(params, config, features):
+    """The decoding state for images features (N, L, D): a dict of batch-first arrays."""
+    image, _ = image_forward(params, config, features)
+    return image
+
+
+def make_step(params, config, glimpse=None):
+    """The decode step of minicap.decode: step(tokens (B,), state) -> (log_probs (B, V), state, extras).
+
+    glimpse: how the step looks (default: "expected" for soft, "argmax" for hard: the single most
+    likely location, so decoding is deterministic). extras["alpha"] (B, L) is the attention that
+    predicted the token; a hard glimpse also reports extras["location"] (B,).
+    """
+    glimpse = glimpse or ("argmax" if config.attention == "hard" else "expected")
+
+    def step(tokens, state):
+        x, _ = embedding_forward(np.asarray(tokens), params["W_embed"])
+        (h, c, z, alpha, s), _ = step_forward(params, config, x, state["h"], state["c"], state, glimpse)
+        logits, _ = output_forward(params, config, x, h, z)
+        extras = {}
+        if alpha is not None:
+            extras["alpha"] = alpha
+        if s is not None:
+            extras["location"] = s
+        return log_softmax(logits), dict(state, h=h, c=c), extras
+
+    return step
+
+
+def generate(params, config, features, beam_size=1, max_len=20, batch_size=500, glimpse=None):
+    """Caption images: features (N, L, D) -> list of N decode.Hypothesis (tokens without <START>/<END>,
+    extras["alpha"] (n, L) per generated token). beam_size 1 is greedy decoding."""
+    from minicap.decode import beam_search, greedy
+    step = make_step(params, config, glimpse)
+    out = []
+    for i in range(0, len(features), batch_size):
+        state = initial_state(params, config, features[i:i + batch_size].astype(params["Wx"].dtype))
+        if beam_size == 1:
+            out += greedy(step, state, START, END, max_len)
+        else:
+            out += [beams[0] for beams in beam_search(step, state, START, END, max_len, beam_size)]
+    return out

@@ -1,0 +1,351 @@
+"""`minicap train captioner`, `minicap caption` and `minicap evaluate`: Show, Attend and Tell end to end.
+
+    minicap train captioner --attention none|soft|hard [--data mnist-captions] [--steps N] [--out DIR] [--resume]
+    minicap caption CHECKPOINT IMAGE... [--beam K] [--attention-png OUT]
+    minicap evaluate CHECKPOINT [--split val|test|novel] [--beam K] [--json]
+
+Training generates captioned MNIST (minicap.data), encodes the canvases once with the frozen encoder
+(cached under runs/cache), and trains on minibatches of (annotation vectors, caption). Every
+--eval-every steps it DECODES the validation images greedily and scores those captions; best.npz
+keeps the parameters with the best validation --metric, and training stops early after --patience
+evaluations without improvement. A checkpoint holds everything `caption` and `evaluate` need: the
+model config, the vocabulary (extra/vocab) and the frozen encoder's weights (extra/encoder/*).
+
+All three commands live in this module; configure() tells them apart by the parser's name.
+"""
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from minicap.errors import MinicapError
+
+KIND = "captioner"
+IMAGE_SIZE = 60
+# Training defaults (the model's own defaults are in captioner.CaptionerConfig, some overridden here).
+DEFAULTS = {"steps": 3000, "batch": 64, "optimizer": "adam", "lr": 2e-3, "clip": 5.0, "train_size": 10000,
+            "val_size": 500, "eval_every": 250, "metric": "BLEU-4", "patience": 8, "seed": 0, "log_every": 250}
+MODEL_DEFAULTS = {"embed": 64, "hidden": 128, "attention_size": 64, "dropout": 0.3, "penalty": 1.0}
+# options that define the model, its data and its optimiser: a resumed run must keep them
+FIXED_ON_RESUME = ("attention", "embed", "hidden", "attention_size", "dropout", "penalty", "batch",
+                   "optimizer", "lr", "clip", "train_size", "val_size", "seed")
+
+
+def configure(parser):
+    command = parser.prog.split()[-1]
+    parser.set_defaults(_captioner_command=command)
+    if command == "caption":
+        return configure_caption(parser)
+    if command == "evaluate":
+        return configure_evaluate(parser)
+    parser.add_argument("--attention", choices=("none", "soft", "hard"), default=None,
+                        help="none: baseline (mean annotation), soft: deterministic attention, hard: "
+                             "stochastic attention trained with REINFORCE (default soft)")
+    parser.add_argument("--data", choices=("mnist-captions",), default="mnist-captions",
+                        help="the dataset: captioned MNIST generated from the shipped digits (default)")
+    parser.add_argument("--steps", type=int, default=None, help=f"train up to this many steps in total "
+                        f"(default {DEFAULTS['steps']}; early stopping may end sooner)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for last.npz and best.npz (default runs/captioner-ATTENTION)")
+    parser.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
+    group = parser.add_argument_group("model")
+    group.add_argument("--embed", type=int, default=None, help=f"word embedding size E (default {MODEL_DEFAULTS['embed']})")
+    group.add_argument("--hidden", type=int, default=None, help=f"LSTM size H (default {MODEL_DEFAULTS['hidden']})")
+    group.add_argument("--attention-size", type=int, default=None,
+                       help=f"attention MLP size A (default {MODEL_DEFAULTS['attention_size']})")
+    group.add_argument("--dropout", type=float, default=None,
+                       help=f"dropout on h_t before the output layer (default {MODEL_DEFAULTS['dropout']})")
+    group.add_argument("--penalty", type=float, default=None,
+                       help="lambda of the doubly stochastic attention penalty (default 1.0)")
+    group = parser.add_argument_group("training")
+    group.add_argument("--batch", type=int, default=None, help=f"captions per step (default {DEFAULTS['batch']})")
+    group.add_argument("--optimizer", choices=("adam", "rmsprop"), default=None, help="default adam")
+    group.add_argument("--lr", type=float, default=None, help=f"learning rate (default {DEFAULTS['lr']})")
+    group.add_argument("--clip", type=float, default=None,
+                       help=f"clip the global gradient norm to this (default {DEFAULTS['clip']})")
+    group.add_argument("--train-size", type=int, default=None,
+                       help=f"training images generated (default {DEFAULTS['train_size']})")
+    group.add_argument("--val-size", type=int, default=None,
+                       help=f"validation images decoded at each evaluation (default {DEFAULTS['val_size']})")
+    group.add_argument("--eval-every", type=int, default=None, help=f"default {DEFAULTS['eval_every']}")
+    group.add_argument("--metric", choices=("BLEU-4", "CIDEr", "accuracy"), default=None,
+                       help="validation score for best.npz and early stopping (default BLEU-4)")
+    group.add_argument("--patience", type=int, default=None,
+                       help=f"stop after this many evaluations without improvement (default {DEFAULTS['patience']})")
+    group.add_argument("--log-every", type=int, default=None, help="print the loss and a sample caption every N steps")
+    group.add_argument("--seed", type=int, default=None, help="seed of the initialisation and minibatches (default 0)")
+    group.add_argument("--encoder", type=Path, default=None,
+                       help="frozen encoder weights (default: the shipped data/encoder_mnist.npz)")
+    group.add_argument("--cache", type=Path, default=Path("runs/cache"),
+                       help="folder for cached annotation vectors (default runs/cache)")
+
+
+def configure_caption(parser):
+    parser.add_argument("checkpoint", type=Path, help="a `minicap train captioner` checkpoint (.npz or its folder)")
+    parser.add_argument("images", nargs="+", metavar="IMAGE",
+                        help="60x60 grayscale PNG files (white digits on black, like captioned MNIST), "
+                             "or SPLIT:INDEX for an example of the captioned-MNIST split (e.g. test:7)")
+    parser.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy)")
+    parser.add_argument("--attention-png", type=Path, default=None,
+                        help="write a figure: each word with its attention map over the image")
+
+
+def configure_evaluate(parser):
+    parser.add_argument("checkpoint", type=Path, help="a `minicap train captioner` checkpoint (.npz or its folder)")
+    parser.add_argument("--split", choices=("val", "test", "novel"), default="test",
+                        help="captioned-MNIST split to caption and score (default test)")
+    parser.add_argument("--n", type=int, default=None, help="score only the first N images (default all 1000)")
+    parser.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--captions-out", type=Path, default=None,
+                        help="also write every generated caption with its reference(s) to this JSON file")
+
+
+def run(args):
+    return {"caption": run_caption, "evaluate": run_evaluate}.get(args._captioner_command, run_train)(args)
+
+
+# --- data -----------------------------------------------------------------------------------------
+def load_split(split, n, seed, encoder_params, cache_dir, banned_seed=0, progress=True):
+    """Captioned MNIST split `split` (n images) and its annotation vectors (n, L, D) float32."""
+    from minicap.data import make_captioned_mnist
+    from minicap.models.encoder import encode_dataset
+    data = make_captioned_mnist(split, n=n, seed=seed, banned_seed=banned_seed)
+    return data, encode_dataset(data, encoder_params, cache_dir=cache_dir, progress=progress)
+
+
+# --- checkpoints ----------------------------------------------------------------------------------
+def resolve_checkpoint(path):
+    """A checkpoint file; a folder means its best.npz (else last.npz)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.npz", "last.npz"):
+            if (path / name).exists():
+                return path / name
+        raise MinicapError(f"folder {path} holds no best.npz or last.npz; train with "
+                           f"`minicap train captioner --out {path}` first")
+    return path
+
+
+def load_captioner(path):
+    """(params, CaptionerConfig, Vocabulary, encoder params, checkpoint config) from a checkpoint."""
+    from minicap.checkpoint import check_param_shapes, load_checkpoint
+    from minicap.data import Vocabulary
+    from minicap.models.captioner import CaptionerConfig, init_params
+    path = resolve_checkpoint(path)
+    ck = load_checkpoint(path, kind=KIND)
+    if "vocab" not in ck.extra or "model" not in ck.config:
+        raise MinicapError(f"checkpoint {path} has no vocabulary or model config; was it written by "
+                           "`minicap train captioner`?")
+    config = CaptionerConfig.from_dict(ck.config["model"])
+    vocab = Vocabulary.from_array(ck.extra["vocab"])
+    encoder = {k[len("encoder/"):]: v for k, v in ck.extra.items() if k.startswith("encoder/")}
+    D = int(ck.config["feature_size"])
+    check_param_shapes(path, ck.params, init_params(config, len(vocab), D, np.random.default_rng(0)))
+    return ck.params, config, vocab, encoder, ck.config
+
+
+# --- training -------------------------------------------------------------------------------------
+def _settings(args, previous=None):
+    """The command line, else the resumed run's settings, else the defaults."""
+    previous = previous or {}
+    given = {k: getattr(args, k) for k in ("attention", "embed", "hidden", "attention_size", "dropout", "penalty",
+                                           "batch", "optimizer", "lr", "clip", "train_size", "val_size",
+                                           "eval_every", "metric", "patience", "seed", "steps", "log_every")}
+    for key in FIXED_ON_RESUME:
+        if previous and given[key] is not None and given[key] != previous.get(key):
+            raise MinicapError(f"the run in {args.out} was trained with {key} = {previous.get(key)!r}, not "
+                               f"{given[key]!r}; drop that option to resume it, or start a new run with --out")
+    out = dict(DEFAULTS, **MODEL_DEFAULTS, attention="soft")
+    out.update(previous)
+    out.update({k: v for k, v in given.items() if v is not None})
+    for key in ("embed", "hidden", "attention_size", "batch", "train_size", "val_size", "eval_every", "patience",
+                "steps", "log_every"):
+        if out[key] < 1:
+            raise MinicapError(f"--{key.replace('_', '-')} must be at least 1, got {out[key]}")
+    if not 0 <= out["dropout"] < 1:
+        raise MinicapError(f"--dropout must be in [0, 1), got {out['dropout']}")
+    if out["lr"] <= 0 or out["clip"] <= 0 or out["penalty"] < 0:
+        raise MinicapError("--lr and --clip must be positive and --penalty at least 0")
+    return out
+
+
+def make_train_step(config, features, captions, batch_size):
+    """train_step(run) -> (loss, grads) for minicap.train.train: a random minibatch from run.rng.
+    The hard model keeps its REINFORCE baseline b in run.state["baseline"] (saved, so resuming is exact)."""
+    from minicap.data import sample_minibatch
+    from minicap.models import captioner, hard_attention
+
+    def train_step(run):
+        idx = sample_minibatch(len(features), batch_size, run.rng)
+        batch = {"features": features[idx], "captions": captions[idx]}
+        if config.attention != "hard":
+            return captioner.loss(run.params, batch, run.rng, config)
+        b = float(run.state["baseline"]) if "baseline" in run.state else None
+        loss, grads, info = hard_attention.forward_backward(run.params, batch, run.rng, config, b)
+        if info["sampled"]:
+            run.state["baseline"] = np.array(hard_attention.update_baseline(b, info["logp_caption"],
+                                                                            config.baseline_decay))
+        return loss, grads
+
+    return train_step
+
+
+def run_train(args):
+    from minicap.data import Vocabulary, encode_captions
+    from minicap.models import captioner
+    from minicap.models.captioner_eval import evaluate_model
+    from minicap.models.encoder import load_encoder, weights_hash
+    from minicap.optim import make_optimizer
+    from minicap.train import Run, resume_run, train
+
+    attention = args.attention or "soft"
+    if args.out is None:
+        args.out = Path(f"runs/captioner-{attention}")
+    last = args.out / "last.npz"
+    previous = None
+    if args.resume:
+        if not last.exists():
+            raise MinicapError(f"--resume: {last} does not exist; train without --resume first")
+        from minicap.checkpoint import load_checkpoint
+        previous = load_checkpoint(last, kind=KIND).config
+        if args.attention is None:
+            args.attention = previous["settings"]["attention"]
+    elif last.exists():
+        raise MinicapError(f"{last} already exists; add --resume to continue that run, or choose another --out")
+    s = _settings(args, previous and previous["settings"])
+
+    if previous is not None:
+        _, _, saved_vocab, encoder, _ = load_captioner(last)   # the run's own frozen encoder
+    else:
+        encoder = load_encoder(args.encoder)
+    print(f"data: captioned MNIST, {s['train_size']} training and {s['val_size']} validation images; "
+          f"encoding with the frozen encoder (cached in {args.cache})", file=sys.stderr)
+    train_data, train_feats = load_split("train", s["train_size"], 0, encoder, args.cache)
+    val_data, val_feats = load_split("val", s["val_size"], 0, encoder, args.cache)
+    vocab = Vocabulary.build(train_data.captions)
+    train_caps = encode_captions(train_data.captions, vocab).captions.astype(np.int64)
+
+    config = captioner.CaptionerConfig(**{k: s[k] for k in ("attention", "embed", "hidden", "attention_size",
+                                                            "dropout", "penalty")})
+    D = train_feats.shape[2]
+    fresh = captioner.init_params(config, len(vocab), D, np.random.default_rng(s["seed"]))
+    if previous is not None:
+        run = resume_run(last, KIND, fresh)
+        if saved_vocab != vocab:
+            raise MinicapError(f"the vocabulary of {last} differs from this data's; start a new run with --out")
+    else:
+        ck_config = {"model": config.to_dict(), "settings": s, "feature_size": D, "image_size": IMAGE_SIZE,
+                     "data": {"name": "mnist-captions", "seed": 0, "banned_seed": 0},
+                     "encoder": {"path": str(args.encoder or "data/encoder_mnist.npz"), "hash": weights_hash(encoder)}}
+        run = Run(kind=KIND, config=ck_config, params=fresh, optimizer=make_optimizer(s["optimizer"], lr=s["lr"]),
+                  rng=np.random.default_rng(s["seed"] + 1))
+    run.config["settings"]["steps"] = s["steps"]
+    extra = {"vocab": vocab.to_array(), **{f"encoder/{k}": v for k, v in encoder.items()}}
+
+    def evaluate(run):
+        scores, _, _ = evaluate_model(run.params, config, vocab, val_feats, val_data)
+        out = {"BLEU-4": scores["BLEU-4"], "CIDEr": scores["CIDEr"], "accuracy": scores["caption_accuracy"]}
+        if scores["attention_localisation"] is not None:
+            out["localisation"] = scores["attention_localisation"]
+        return out
+
+    def on_log(run, loss):
+        i = (run.step // s["log_every"]) % len(val_data)
+        hyp = captioner.generate(run.params, config, val_feats[i:i + 1])[0]
+        return f"step {run.step}: loss {loss:.3f} | val image {i}: \"{vocab.decode(hyp.tokens)}\" " \
+               f"(truth: \"{val_data.captions[i]}\")"
+
+    print(f"model: {attention} attention, E={config.embed} H={config.hidden} A={config.attention_size}, "
+          f"{sum(v.size for v in run.params.values()):,} parameters; vocabulary {len(vocab)} words", file=sys.stderr)
+    start = time.time()
+    train(run, make_train_step(config, train_feats, train_caps, s["batch"]), s["steps"], args.out,
+          clip=("global", s["clip"]), log_every=s["log_every"], evaluate=evaluate, eval_every=s["eval_every"],
+          metric=s["metric"], patience=s["patience"], on_log=on_log, extra=extra)
+    print(f"best validation {s['metric']} {run.best_score:.4f}; {time.time() - start:.0f} s. "
+          f"Score it: minicap evaluate {args.out / 'best.npz'} --split test", file=sys.stderr)
+    return 0
+
+
+# --- caption ----------------------------------------------------------------------------------------
+def read_image(spec, image_size=IMAGE_SIZE):
+    """An image as (H, W) float32 in [0, 1]: a PNG file (8-bit grayscale, image_size x image_size), or
+    SPLIT:INDEX, an example of the captioned-MNIST split. Returns (image, caption of the example or None)."""
+    from minicap.data.captioned_mnist import SPLITS
+    split, _, index = str(spec).partition(":")
+    if split in SPLITS and index.isdigit():
+        from minicap.data import make_captioned_mnist
+        data = make_captioned_mnist(split, n=int(index) + 1)
+        return data.images[int(index)], data.captions[int(index)]
+    from PIL import Image, UnidentifiedImageError
+    path = Path(spec)
+    if not path.exists():
+        raise MinicapError(f"image {path} does not exist (give a {image_size}x{image_size} grayscale PNG, "
+                           "or SPLIT:INDEX such as test:7)")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            mode, size = img.mode, img.size
+            pixels = np.asarray(img)
+    except (UnidentifiedImageError, OSError) as err:
+        raise MinicapError(f"image {path} could not be read as an image ({err})") from None
+    if size != (image_size, image_size):
+        raise MinicapError(f"image {path} is {size[0]}x{size[1]} pixels; the captioner reads {image_size}x"
+                           f"{image_size} canvases (resize it, e.g. with PIL's Image.resize)")
+    if mode != "L":
+        raise MinicapError(f"image {path} has mode {mode}; the captioner reads 8-bit grayscale (mode L), white "
+                           f"digits on black: convert it, e.g. Image.open(p).convert('L').save(p)")
+    return pixels.astype(np.float32) / 255, None
+
+
+def run_caption(args):
+    from minicap.models.captioner import generate
+    from minicap.models.encoder import encode
+    if args.beam < 1:
+        raise MinicapError(f"--beam must be at least 1, got {args.beam}")
+    params, config, vocab, encoder, _ = load_captioner(args.checkpoint)
+    loaded = [read_image(spec) for spec in args.images]
+    images = np.stack([img for img, _ in loaded])
+    hyps = generate(params, config, encode(images, encoder), beam_size=args.beam)
+    captions = [vocab.decode(h.tokens) for h in hyps]
+    for spec, (_, truth), caption in zip(args.images, loaded, captions):
+        print(f"{spec}: {caption}" + (f"   (dataset caption: {truth})" if truth else ""))
+    if args.attention_png is not None:
+        if config.attention == "none":
+            raise MinicapError("--attention-png needs an attention model; this checkpoint is the baseline "
+                               "(--attention none), which has no attention to show")
+        from minicap.models.attention_viz import attention_figure
+        words = [vocab.decode(h.tokens).split() + (["<END>"] if h.finished else []) for h in hyps]
+        locations = [h.extras.get("location") for h in hyps]
+        attention_figure(images, words, [h.extras["alpha"] for h in hyps], args.attention_png, locations)
+        print(f"wrote {args.attention_png}")
+    return 0
+
+
+# --- evaluate ---------------------------------------------------------------------------------------
+def run_evaluate(args):
+    from minicap.models.captioner_eval import evaluate_model, references
+    if args.beam < 1:
+        raise MinicapError(f"--beam must be at least 1, got {args.beam}")
+    if args.n is not None and args.n < 1:
+        raise MinicapError(f"--n must be at least 1, got {args.n}")
+    params, config, vocab, encoder, ck_config = load_captioner(args.checkpoint)
+    from minicap.data import DEFAULT_SIZES
+    data, feats = load_split(args.split, args.n or DEFAULT_SIZES[args.split], 0, encoder, Path("runs/cache"),
+                             progress=not args.json)
+    scores, captions, _ = evaluate_model(params, config, vocab, feats, data, beam_size=args.beam)
+    scores = {"checkpoint": str(resolve_checkpoint(args.checkpoint)), "attention": config.attention,
+              "split": args.split, "beam": args.beam, **scores}
+    if args.captions_out is not None:
+        refs = references(data)
+        rows = [{"index": i, "caption": c, "references": r, "correct": bool(data.is_correct(i, c))}
+                for i, (c, r) in enumerate(zip(captions, refs))]
+        args.captions_out.write_text(json.dumps(rows, indent=1))
+    if args.json:
+        print(json.dumps(scores))
+        return 0
+    for key, value in scores.items():
+        print(f"{key:30s} {value:.4f}" if isinstance(value, float) else f"{key:30s} {value}")
+    return 0
