@@ -2,54 +2,72 @@
 
 Same signatures, same caches, same results (to rounding) as the NumPy reference, which is where the
 equations are explained. NumPy does each batched product as a stack of tiny matrix products (N is 2
-to 12), paying a dispatch per call and temporaries per step; here one compiled loop nest per function
-does the whole batch. Accumulators are float64 whatever the input dtype (float32 in, float32 out).
+to 12), with a dispatch and a temporary per product; here one compiled loop nest per function does
+the whole batch. The loops are arranged so that the innermost one runs along a contiguous image row
+(length A): either `row += c * other_row` or a dot product of two rows, both of which LLVM turns into
+SIMD code. Sums accumulate in the input's dtype (the `zero` argument fixes it), like NumPy's, and
+no float64 constant enters an inner loop (it would turn float32 work into float64).
 
-The loops run serially: the work per call is small (tens of microseconds), so threads would cost
-more than they save, and every output element belongs to one batch row (nothing is shared).
+The loops run serially: a call is tens of microseconds of work, so threads would cost more than they
+save (and the BLAS calls around them already use the cores).
 """
-import math
-
 import numpy as np
 from numba import njit
 
+from kernels import vmath
+
 EPS = 1e-8
+EXP_CUTOFF = 40.0   # weights below exp(-40) are 0, as in the reference (denormal floats are slow)
+
+# Let LLVM reorder sums (so a dot product runs in SIMD lanes) and fuse multiply-adds. Never the
+# flags that assume no NaN or Inf ("nnan", "ninf"): a NaN must stay visible, not be optimised away.
+FASTMATH = {"reassoc", "contract"}
+# error_model="numpy": IEEE division (no zero check, which would keep the loops from vectorising).
+JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
 
 
 # --- filterbank ------------------------------------------------------------------------------------
-@njit(cache=True)
-def _bank(mu, sigma2, F, eps):
-    """F[n, i, a] = exp(-(a + 1 - mu[n, i])^2 / (2 sigma2[n])) / (sum_a ... + eps), in place."""
+@njit(**JIT)
+def _bank(mu, half_inv_sigma2, pixels, F, eps, zero):
+    """F[n, i, a] = exp(-(pixels[a] - mu[n, i])^2 half_inv_sigma2[n]) / (sum_a ... + eps), in place.
+
+    Every number here has the arrays' dtype (pixels = 1..size, half_inv_sigma2 = 1 / (2 sigma2), eps and
+    zero come in already converted), so a float32 bank is float32 work: vmath.exp vectorises.
+    """
     Bt, N, size = F.shape
     for n in range(Bt):
-        inv = 1.0 / (2.0 * sigma2[n])
+        c = half_inv_sigma2[n]
         for i in range(N):
-            total = 0.0
+            m = mu[n, i]
+            total = eps
             for a in range(size):
-                d = (a + 1) - mu[n, i]
-                k = math.exp(-d * d * inv)
+                d = pixels[a] - m
+                e = -(d * d) * c
+                k = vmath.exp(e) if e > -EXP_CUTOFF else zero
                 F[n, i, a] = k
                 total += k
-            scale = 1.0 / (total + eps)
             for a in range(size):
-                F[n, i, a] *= scale
+                F[n, i, a] /= total
 
 
 def filterbank_forward(gx, gy, sigma2, delta, A, B, N, eps=EPS):
     """Twin of minicap.nn.filterbank.filterbank_forward: returns (Fx (Bt, N, A), Fy (Bt, N, B)), cache."""
-    offsets = np.arange(1, N + 1, dtype=gx.dtype) - N / 2 - 0.5
+    dtype = gx.dtype
+    offsets = np.arange(1, N + 1, dtype=dtype) - N / 2 - 0.5
     mu_x = gx[:, None] + offsets * delta[:, None]
     mu_y = gy[:, None] + offsets * delta[:, None]
-    Fx = np.empty((gx.shape[0], N, A), dtype=gx.dtype)
-    Fy = np.empty((gx.shape[0], N, B), dtype=gx.dtype)
-    _bank(mu_x, sigma2, Fx, eps)
-    _bank(mu_y, sigma2, Fy, eps)
+    half_inv_sigma2 = (0.5 / sigma2).astype(dtype)
+    Fx = np.empty((gx.shape[0], N, A), dtype=dtype)
+    Fy = np.empty((gx.shape[0], N, B), dtype=dtype)
+    eps, zero = dtype.type(eps), dtype.type(0)
+    _bank(mu_x, half_inv_sigma2, np.arange(1, A + 1, dtype=dtype), Fx, eps, zero)
+    _bank(mu_y, half_inv_sigma2, np.arange(1, B + 1, dtype=dtype), Fy, eps, zero)
     return (Fx, Fy), (sigma2, mu_x, mu_y, Fx, Fy)
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _bank_backward(dF, F, mu, sigma2, offsets, dg, dsigma2, ddelta):
-    """Accumulate dg (sum of dmu), dsigma2 and ddelta (sum of offset * dmu) for one axis, in place."""
+    """Add one axis's share to dg (sum of dmu), dsigma2 and ddelta (sum of offset * dmu), in place."""
     Bt, N, size = F.shape
     for n in range(Bt):
         s2 = sigma2[n]
@@ -83,23 +101,24 @@ def filterbank_backward(dFx, dFy, cache):
 
 
 # --- read ------------------------------------------------------------------------------------------
-@njit(cache=True)
-def _read(x, Fx, Fy, gamma, M, G, out):
-    """M = x Fx^T (B, N); G = Fy M (N, N); out = gamma G; per batch row, in place."""
+@njit(**JIT)
+def _read(x, Fx, Fy, gamma, T, G, out, zero):
+    """T = Fy x (N, A); G = T Fx^T (N, N); out = gamma G; per batch row, in place."""
     Bt, B, A = x.shape
     N = Fx.shape[1]
     for n in range(Bt):
-        for y in range(B):
-            for j in range(N):
-                s = 0.0
-                for a in range(A):
-                    s += x[n, y, a] * Fx[n, j, a]
-                M[n, y, j] = s
         for i in range(N):
-            for j in range(N):
-                s = 0.0
-                for y in range(B):
-                    s += Fy[n, i, y] * M[n, y, j]
+            for a in range(A):
+                T[n, i, a] = zero
+            for y in range(B):                   # T[i] += Fy[i, y] x[y]: whole rows
+                c = Fy[n, i, y]
+                for a in range(A):
+                    T[n, i, a] += c * x[n, y, a]
+        for i in range(N):
+            for j in range(N):                   # G[i, j] = T[i] . Fx[j]
+                s = zero
+                for a in range(A):
+                    s += T[n, i, a] * Fx[n, j, a]
                 G[n, i, j] = s
                 out[n, i, j] = gamma[n] * s
 
@@ -109,83 +128,87 @@ def read_forward(x, Fx, Fy, gamma):
     Bt, B, A = x.shape
     N = Fx.shape[1]
     x = np.ascontiguousarray(x)
-    M = np.empty((Bt, B, N), dtype=x.dtype)
+    T = np.empty((Bt, N, A), dtype=x.dtype)
     G = np.empty((Bt, N, N), dtype=x.dtype)
     out = np.empty((Bt, N, N), dtype=x.dtype)
-    _read(x, Fx, Fy, gamma, M, G, out)
-    return out, (x, Fx, Fy, gamma, M, G)
+    _read(x, Fx, Fy, gamma, T, G, out, x.dtype.type(0))
+    return out, (x, Fx, Fy, gamma, T, G)
 
 
-@njit(cache=True)
-def _read_backward(dout, x, Fx, Fy, gamma, M, G, dx, dFx, dFy, dgamma, dM):
+@njit(**JIT)
+def _read_backward(dout, x, Fx, Fy, gamma, T, G, dx, dFx, dFy, dgamma, dT, zero):
     Bt, B, A = x.shape
     N = Fx.shape[1]
     for n in range(Bt):
         g = gamma[n]
-        s = 0.0
+        s = zero
         for i in range(N):
             for j in range(N):
                 s += dout[n, i, j] * G[n, i, j]
         dgamma[n] = s
-        for i in range(N):                       # dFy = dG M^T, dG = gamma dout
-            for y in range(B):
-                s = 0.0
-                for j in range(N):
-                    s += dout[n, i, j] * M[n, y, j]
-                dFy[n, i, y] = g * s
-        for y in range(B):                       # dM = Fy^T dG
+        for i in range(N):                       # dT = dG Fx, dG = gamma dout
+            for a in range(A):
+                dT[i, a] = zero
             for j in range(N):
-                s = 0.0
-                for i in range(N):
-                    s += Fy[n, i, y] * dout[n, i, j]
-                dM[y, j] = g * s
-        for y in range(B):                       # dx = dM Fx
-            for a in range(A):
-                s = 0.0
-                for j in range(N):
-                    s += dM[y, j] * Fx[n, j, a]
-                dx[n, y, a] = s
-        for j in range(N):                       # dFx = dM^T x
-            for a in range(A):
-                dFx[n, j, a] = 0.0
-            for y in range(B):
-                m = dM[y, j]
+                c = g * dout[n, i, j]
                 for a in range(A):
-                    dFx[n, j, a] += m * x[n, y, a]
+                    dT[i, a] += c * Fx[n, j, a]
+        for j in range(N):                       # dFx = dG^T T
+            for a in range(A):
+                dFx[n, j, a] = zero
+            for i in range(N):
+                c = g * dout[n, i, j]
+                for a in range(A):
+                    dFx[n, j, a] += c * T[n, i, a]
+        for i in range(N):                       # dFy[i, y] = dT[i] . x[y]
+            for y in range(B):
+                s = zero
+                for a in range(A):
+                    s += dT[i, a] * x[n, y, a]
+                dFy[n, i, y] = s
+        for y in range(B):                       # dx[y] = sum_i Fy[i, y] dT[i]
+            for a in range(A):
+                dx[n, y, a] = zero
+            for i in range(N):
+                c = Fy[n, i, y]
+                for a in range(A):
+                    dx[n, y, a] += c * dT[i, a]
 
 
 def read_backward(dout, cache):
     """Twin of minicap.nn.filterbank.read_backward: returns dx, dFx, dFy, dgamma."""
-    x, Fx, Fy, gamma, M, G = cache
+    x, Fx, Fy, gamma, T, G = cache
     Bt, B, A = x.shape
     N = Fx.shape[1]
     dx, dFx = np.empty_like(x), np.empty_like(Fx)
     dFy, dgamma = np.empty_like(Fy), np.empty_like(gamma)
-    dM = np.empty((B, N), dtype=np.float64)
-    _read_backward(np.ascontiguousarray(dout, dtype=x.dtype), x, Fx, Fy, gamma, M, G, dx, dFx, dFy, dgamma, dM)
+    dT = np.empty((N, A), dtype=x.dtype)
+    _read_backward(np.ascontiguousarray(dout, dtype=x.dtype), x, Fx, Fy, gamma, T, G, dx, dFx, dFy, dgamma, dT,
+                   x.dtype.type(0))
     return dx, dFx, dFy, dgamma
 
 
 # --- write -----------------------------------------------------------------------------------------
-@njit(cache=True)
-def _write(w, Fx, Fy, gamma, Q, out):
-    """Q = w Fx (N, A); out = Fy^T Q / gamma (B, A); per batch row, in place."""
+@njit(**JIT)
+def _write(w, Fx, Fy, gamma, Q, out, zero):
+    """Q = w Fx (N, A); out = Fy^T Q / gamma (B, A); per batch row, in place, by whole rows."""
     Bt, N, A = Fx.shape
     B = Fy.shape[2]
     for n in range(Bt):
         for i in range(N):
             for a in range(A):
-                s = 0.0
-                for j in range(N):
-                    s += w[n, i, j] * Fx[n, j, a]
-                Q[n, i, a] = s
-        inv = 1.0 / gamma[n]
+                Q[n, i, a] = zero
+            for j in range(N):
+                c = w[n, i, j]
+                for a in range(A):
+                    Q[n, i, a] += c * Fx[n, j, a]
         for y in range(B):
             for a in range(A):
-                s = 0.0
-                for i in range(N):
-                    s += Fy[n, i, y] * Q[n, i, a]
-                out[n, y, a] = s * inv
+                out[n, y, a] = zero
+            for i in range(N):
+                c = Fy[n, i, y] / gamma[n]
+                for a in range(A):
+                    out[n, y, a] += c * Q[n, i, a]
 
 
 def write_forward(w, Fx, Fy, gamma):
@@ -195,44 +218,44 @@ def write_forward(w, Fx, Fy, gamma):
     w = np.ascontiguousarray(w)
     Q = np.empty((Bt, N, A), dtype=Fx.dtype)
     out = np.empty((Bt, B, A), dtype=Fx.dtype)
-    _write(w, Fx, Fy, gamma, Q, out)
+    _write(w, Fx, Fy, gamma, Q, out, Fx.dtype.type(0))
     return out, (w, Fx, Fy, gamma, Q)
 
 
-@njit(cache=True)
-def _write_backward(dout, w, Fx, Fy, gamma, Q, dw, dFx, dFy, dgamma, dQ):
+@njit(**JIT)
+def _write_backward(dout, w, Fx, Fy, gamma, Q, dw, dFx, dFy, dgamma, dQ, zero):
     Bt, N, A = Fx.shape
     B = Fy.shape[2]
     for n in range(Bt):
-        inv = 1.0 / gamma[n]
         for i in range(N):                       # dQ = Fy dP, dP = dout / gamma
             for a in range(A):
-                dQ[i, a] = 0.0
+                dQ[i, a] = zero
             for y in range(B):
-                f = Fy[n, i, y] * inv
+                c = Fy[n, i, y] / gamma[n]
                 for a in range(A):
-                    dQ[i, a] += f * dout[n, y, a]
-        for i in range(N):                       # dFy = Q dP^T
+                    dQ[i, a] += c * dout[n, y, a]
+        for i in range(N):                       # dFy[i, y] = Q[i] . dP[y]
             for y in range(B):
-                s = 0.0
+                s = zero
                 for a in range(A):
                     s += Q[n, i, a] * dout[n, y, a]
-                dFy[n, i, y] = s * inv
-        sw = 0.0
-        for i in range(N):                       # dw = dQ Fx^T
+                dFy[n, i, y] = s / gamma[n]
+        sw = zero
+        for i in range(N):                       # dw[i, j] = dQ[i] . Fx[j]
             for j in range(N):
-                s = 0.0
+                s = zero
                 for a in range(A):
                     s += dQ[i, a] * Fx[n, j, a]
                 dw[n, i, j] = s
                 sw += w[n, i, j] * s
-        dgamma[n] = -sw * inv
+        dgamma[n] = -sw / gamma[n]
         for j in range(N):                       # dFx = w^T dQ
             for a in range(A):
-                s = 0.0
-                for i in range(N):
-                    s += w[n, i, j] * dQ[i, a]
-                dFx[n, j, a] = s
+                dFx[n, j, a] = zero
+            for i in range(N):
+                c = w[n, i, j]
+                for a in range(A):
+                    dFx[n, j, a] += c * dQ[i, a]
 
 
 def write_backward(dout, cache):
@@ -241,6 +264,7 @@ def write_backward(dout, cache):
     Bt, N, A = Fx.shape
     dw, dFx = np.empty_like(w), np.empty_like(Fx)
     dFy, dgamma = np.empty_like(Fy), np.empty_like(gamma)
-    dQ = np.empty((N, A), dtype=np.float64)
-    _write_backward(np.ascontiguousarray(dout, dtype=Fx.dtype), w, Fx, Fy, gamma, Q, dw, dFx, dFy, dgamma, dQ)
+    dQ = np.empty((N, A), dtype=Fx.dtype)
+    _write_backward(np.ascontiguousarray(dout, dtype=Fx.dtype), w, Fx, Fy, gamma, Q, dw, dFx, dFy, dgamma, dQ,
+                    Fx.dtype.type(0))
     return dw, dFx, dFy, dgamma

@@ -21,6 +21,8 @@ COMMANDS = [
     (("bench",), "minicap.bench", "time the hot workloads with the numpy and numba backends"),
     (("train", "charrnn"), "minicap.models.charrnn_cli", "train min-char-rnn or an LSTM language model on a text"),
     (("sample",), "minicap.models.charrnn_cli", "generate text from a `train charrnn` checkpoint"),
+    (("train", "draw"), "minicap.models.draw_cli", "train DRAW (recurrent VAE, filterbank attention) on MNIST digits"),
+    (("generate",), "minicap.generate_cli", "draw images with a DRAW (or alignDRAW) checkpoint: PNG grid, GIF"),
     (("train", "captioner"), "minicap.models.captioner_cli", "train a Show, Attend and Tell captioner (baseline, soft or hard attention) on captioned MNIST"),
     (("caption",), "minicap.models.captioner_cli", "caption images with a captioner checkpoint; optional per-word attention figure"),
     (("evaluate",), "minicap.models.captioner_cli", "score a captioner on a captioned-MNIST split: BLEU, METEOR, ROUGE-L, CIDEr, accuracy, localisation"),

@@ -1,0 +1,63 @@
+"""`minicap generate CHECKPOINT ...`: draw images with a trained generative model.
+
+The checkpoint says what it holds (its kind); GENERATORS maps each kind to the function that draws
+with it, `generate(ck, path, args) -> exit status`, given the loaded minicap.checkpoint.Checkpoint:
+
+    DRAW        minicap generate runs/draw/best.npz --n 16 --out samples.png --gif drawing.gif
+    alignDRAW   minicap generate CHECKPOINT "the digit 3 is at the top left of the image ." --out x.png
+
+A new generative model adds one line to GENERATORS.
+"""
+import importlib
+from pathlib import Path
+
+from minicap.errors import MinicapError
+
+# checkpoint kind -> "module:function"
+GENERATORS = {
+    "draw": "minicap.models.draw_cli:generate",
+    "aligndraw": "minicap.models.aligndraw_cli:generate",
+}
+
+
+def configure(parser):
+    parser.add_argument("checkpoint", type=Path, help="a checkpoint (.npz) of a generative model, or its run folder")
+    parser.add_argument("captions", nargs="*", metavar="CAPTION",
+                        help="what to draw, for caption-conditioned models (alignDRAW); none for DRAW")
+    parser.add_argument("--n", type=int, default=16, help="how many images (default 16)")
+    parser.add_argument("--out", type=Path, required=True, help="PNG file for the grid of samples")
+    parser.add_argument("--gif", type=Path, default=None,
+                        help="also write an animated GIF of the canvas being drawn, glimpse by glimpse, "
+                             "with the write window outlined")
+    parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel in the pictures (default 3)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one each run)")
+
+
+def resolve(path):
+    """A run folder stands for its best.npz (else last.npz)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.npz", "last.npz"):
+            if (path / name).exists():
+                return path / name
+    return path
+
+
+def run(args):
+    from minicap.checkpoint import load_checkpoint
+
+    if args.n < 1:
+        raise MinicapError(f"--n must be at least 1, got {args.n}")
+    if not 1 <= args.scale <= 32:
+        raise MinicapError(f"--scale must be between 1 and 32, got {args.scale}")
+    if args.out.suffix.lower() != ".png":
+        raise MinicapError(f"--out {args.out} must be a .png file")
+    if args.gif is not None and args.gif.suffix.lower() != ".gif":
+        raise MinicapError(f"--gif {args.gif} must be a .gif file")
+    path = resolve(args.checkpoint)
+    ck = load_checkpoint(path)
+    if ck.kind not in GENERATORS:
+        raise MinicapError(f"{path} holds a '{ck.kind}' model, which does not generate images; "
+                           f"give a checkpoint of one of: {', '.join(GENERATORS)}")
+    module, function = GENERATORS[ck.kind].split(":")
+    return getattr(importlib.import_module(module), function)(ck, path, args)

@@ -1,0 +1,247 @@
+"""`minicap train draw`, and DRAW's part of `minicap generate`: train DRAW on MNIST digits, draw samples.
+
+    minicap train draw [--attention | --no-attention] [--steps N] [--out DIR] [--resume]
+    minicap generate CHECKPOINT [--n 16] --out FILE.png [--gif FILE.gif]      (see minicap/generate_cli.py)
+
+Training reads the shipped MNIST subset's 4,000 train digits (minicap.data.mnist), binarised afresh
+for every batch (pixel ~ Bernoulli(intensity / 255)); every --eval-every steps it prints the bound on
+the 500 validation digits (binarised once, with a fixed seed) and keeps the best parameters in
+OUT/best.npz. At the end it prints the bound of best.npz on the 500 test digits and writes
+OUT/summary.json. OUT/last.npz (kind "draw") resumes the exact run with --resume.
+
+The image helpers here (image_grid, window_box, canvas_animation) are shared with alignDRAW.
+"""
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from minicap.errors import MinicapError
+
+KIND = "draw"
+# options that define the model and its data: a resumed run must keep them
+FIXED_ON_RESUME = ("attention", "T", "read_n", "write_n", "enc_size", "dec_size", "z_size", "batch", "lr", "clip")
+DEFAULTS = dict(attention=True, T=16, read_n=2, write_n=5, enc_size=256, dec_size=256, z_size=100, batch=64,
+                lr=1e-3, clip=10.0, steps=1500, eval_every=250)
+
+
+def configure(parser):
+    parser.add_argument("--attention", action=argparse.BooleanOptionalAction, default=None,
+                        help="read and write through Gaussian filterbank windows (the default); --no-attention: "
+                             "the paper's baseline, which reads the whole image and writes a whole canvas")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"train up to this many steps in total (default {DEFAULTS['steps']})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for last.npz, best.npz and summary.json "
+                             "(default runs/draw, or runs/draw-no-attention)")
+    parser.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
+    parser.add_argument("--glimpses", dest="T", type=int, default=None,
+                        help=f"T, the number of read/write steps (default {DEFAULTS['T']}; the paper used 64)")
+    parser.add_argument("--read-n", type=int, default=None, help=f"read patch N x N (default {DEFAULTS['read_n']})")
+    parser.add_argument("--write-n", type=int, default=None,
+                        help=f"write patch N x N (default {DEFAULTS['write_n']})")
+    parser.add_argument("--hidden", type=int, default=None,
+                        help=f"encoder and decoder LSTM units (default {DEFAULTS['enc_size']})")
+    parser.add_argument("--z-size", type=int, default=None, help=f"latent units per step (default {DEFAULTS['z_size']})")
+    parser.add_argument("--batch", type=int, default=None, help=f"digits per step (default {DEFAULTS['batch']})")
+    parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {DEFAULTS['lr']:g})")
+    parser.add_argument("--clip", type=float, default=None,
+                        help=f"clip the gradient's global norm to this (default {DEFAULTS['clip']:g})")
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help=f"print the validation bound every N steps (default {DEFAULTS['eval_every']})")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the initialisation and data (default 0)")
+
+
+def _settings(args, previous):
+    given = {"attention": args.attention, "T": args.T, "read_n": args.read_n, "write_n": args.write_n,
+             "enc_size": args.hidden, "dec_size": args.hidden, "z_size": args.z_size, "batch": args.batch,
+             "lr": args.lr, "clip": args.clip, "steps": args.steps, "eval_every": args.eval_every}
+    previous = previous or {}
+    for key in FIXED_ON_RESUME:
+        if previous and given[key] is not None and given[key] != previous[key]:
+            flag = {"T": "glimpses", "enc_size": "hidden", "dec_size": "hidden"}.get(key, key).replace("_", "-")
+            raise MinicapError(f"the run in {args.out} was trained with {key} = {previous[key]!r}, not {given[key]!r}; "
+                               f"drop --{flag} to resume it, or train a new run with another --out")
+    cfg = dict(DEFAULTS)
+    cfg.update({k: v for k, v in previous.items() if k in cfg})
+    cfg.update({k: v for k, v in given.items() if v is not None})
+    for key, flag in (("T", "glimpses"), ("read_n", "read-n"), ("write_n", "write-n"), ("enc_size", "hidden"),
+                      ("z_size", "z-size"), ("batch", "batch"), ("steps", "steps"), ("eval_every", "eval-every")):
+        if cfg[key] < 1:
+            raise MinicapError(f"--{flag} must be at least 1, got {cfg[key]}")
+    if not (cfg["lr"] > 0 and cfg["clip"] > 0):
+        raise MinicapError("--lr and --clip must be positive")
+    return cfg
+
+
+def model_config(cfg):
+    """The DRAW config (minicap.models.draw.default_config) of a run's settings."""
+    from minicap.models import draw
+    return draw.default_config(T=cfg["T"], read_n=cfg["read_n"], write_n=cfg["write_n"], enc_size=cfg["enc_size"],
+                               dec_size=cfg["dec_size"], z_size=cfg["z_size"], attention=cfg["attention"])
+
+
+def run(args):
+    if getattr(args, "_draw_command", "train") == "train":
+        return run_train(args)
+    raise AssertionError("unknown DRAW command")
+
+
+def run_train(args):
+    from minicap.checkpoint import load_checkpoint
+    from minicap.data.mnist import load_mnist_5k
+    from minicap.models import draw
+    from minicap.optim import make_optimizer
+    from minicap.train import Run, resume_run, train
+
+    attention = True if args.attention is None else args.attention
+    if args.out is None:
+        args.out = Path("runs/draw" if attention else "runs/draw-no-attention")
+    last, best = args.out / "last.npz", args.out / "best.npz"
+    previous = None
+    if args.resume:
+        if not last.exists():
+            raise MinicapError(f"there is no checkpoint {last} to resume; train without --resume first")
+        previous = load_checkpoint(last, kind=KIND).config
+    elif last.exists():
+        raise MinicapError(f"{last} already holds a run: add --resume to continue it, or give a new --out DIR")
+    cfg = _settings(args, previous)
+    config = model_config(cfg)
+
+    train_images, _ = load_mnist_5k("train")
+    val = draw.held_out_digits("val")
+    rng = np.random.default_rng(args.seed)
+    fresh = draw.init_params(config, rng, np.float32)
+    if previous:
+        run_ = resume_run(last, KIND, fresh)
+        print(f"resuming {last} at step {run_.step}")
+    else:
+        run_ = Run(kind=KIND, config=dict(cfg, seed=args.seed), params=fresh,
+                   optimizer=make_optimizer("adam", lr=cfg["lr"]), rng=rng)
+        print(f"DRAW {'with' if attention else 'without'} attention: T = {cfg['T']} glimpses, "
+              + (f"read {cfg['read_n']}x{cfg['read_n']}, write {cfg['write_n']}x{cfg['write_n']}, " if attention else "")
+              + f"LSTMs {cfg['enc_size']}, z {cfg['z_size']}, {sum(p.size for p in fresh.values())} parameters; "
+              f"{len(train_images)} train digits, {len(val)} validation digits")
+    run_.config["steps"] = cfg["steps"]
+    if run_.step >= cfg["steps"]:
+        print(f"the run is already at step {run_.step} (target {cfg['steps']}); raise --steps to train more")
+        return 0
+
+    def evaluate(run):
+        # the same eps for every evaluation, so the numbers move only because the model does
+        b = draw.bound(run.params, val, config, np.random.default_rng(12345)).mean()
+        return {"val_bound": float(b), "neg_val_bound": -float(b)}
+
+    start = time.time()
+    train(run_, draw.make_train_step(config, train_images, cfg["batch"]), cfg["steps"], args.out,
+          clip=("global", cfg["clip"]), log_every=cfg["eval_every"], evaluate=evaluate,
+          eval_every=cfg["eval_every"], metric="neg_val_bound", checkpoint_every=cfg["eval_every"])
+    seconds = time.time() - start
+
+    chosen = best if best.exists() else last
+    ck = load_checkpoint(chosen, kind=KIND)
+    test = draw.held_out_digits("test")
+    test_bounds = draw.bound(ck.params, test, config, np.random.default_rng(54321))
+    val_bound = float(draw.bound(ck.params, val, config, np.random.default_rng(12345)).mean())
+    summary = {"attention": attention, "checkpoint": str(chosen), "step": ck.step, "val_bound": val_bound,
+               "test_bound": float(test_bounds.mean()), "test_bound_sem": float(test_bounds.std() / np.sqrt(len(test))),
+               "train_seconds_this_session": round(seconds, 1), "config": cfg}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"{chosen} (step {ck.step}): bound on the {len(test)} test digits {summary['test_bound']:.2f} "
+          f"+- {summary['test_bound_sem']:.2f} nats per image (validation {val_bound:.2f})")
+    print(f"draw samples: minicap generate {chosen} --out samples.png --gif drawing.gif")
+    return 0
+
+
+# --- pictures -------------------------------------------------------------------------------------
+def image_grid(images, cols=None, scale=3, pad=2):
+    """Tile images (n, H, W) with values in [0, 1] into one uint8 array (rows, cols) - grey, white ink."""
+    images = np.clip(np.asarray(images, dtype=np.float64), 0, 1)
+    n, H, W = images.shape
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    cell_h, cell_w = H * scale + pad, W * scale + pad
+    grid = np.full((rows * cell_h + pad, cols * cell_w + pad), 64, dtype=np.uint8)
+    for k in range(n):
+        r, c = divmod(k, cols)
+        big = np.kron(images[k], np.ones((scale, scale)))
+        grid[pad + r * cell_h: pad + r * cell_h + H * scale, pad + c * cell_w: pad + c * cell_w + W * scale] = \
+            np.round(255 * big).astype(np.uint8)
+    return grid
+
+
+def window_box(window, k):
+    """The write window of image k as a box (left, top, right, bottom) in pixel units, 0-based edges.
+
+    The N filters along x are centred at mu_i = gx + (i - N/2 - 0.5) delta (pixels count from 1, so
+    pixel a spans [a - 1, a] in 0-based edge coordinates, centre a - 0.5); each covers one stride, so
+    the box spans from mu_1 - delta/2 to mu_N + delta/2.
+    """
+    N, delta = window["N"], float(window["delta"][k])
+    half = (N / 2) * delta
+    gx, gy = float(window["gx"][k]) - 0.5, float(window["gy"][k]) - 0.5
+    return gx - half, gy - half, gx + half, gy + half
+
+
+def canvas_animation(history, cols=None, scale=4, pad=2):
+    """Frames (PIL images) of the canvases glimpse by glimpse, with each write window outlined in red.
+
+    history: the list generate(..., record=True) returns: per step {"canvas": (n, B, A), "window"}.
+    """
+    from PIL import Image, ImageDraw
+
+    frames = []
+    n, H, W = history[0]["canvas"].shape
+    cols = cols or int(np.ceil(np.sqrt(n)))
+    for step in history:
+        grey = image_grid(step["canvas"], cols=cols, scale=scale, pad=pad)
+        frame = Image.fromarray(grey).convert("RGB")
+        if step["window"] is not None:
+            pen = ImageDraw.Draw(frame)
+            for k in range(n):
+                r, c = divmod(k, cols)
+                x0, y0 = pad + c * (W * scale + pad), pad + r * (H * scale + pad)
+                left, top, right, bottom = window_box(step["window"], k)
+                box = [x0 + max(left, 0) * scale, y0 + max(top, 0) * scale,
+                       x0 + min(right, W) * scale - 1, y0 + min(bottom, H) * scale - 1]
+                if box[2] > box[0] and box[3] > box[1]:   # a window wholly off the canvas is not drawn
+                    pen.rectangle(box, outline=(255, 40, 40))
+        frames.append(frame)
+    return frames
+
+
+def save_png(grid, path):
+    from PIL import Image
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid).save(path)
+
+
+def save_gif(frames, path, ms_per_frame=150, hold_last_ms=1500):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    durations = [ms_per_frame] * (len(frames) - 1) + [hold_last_ms]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+
+
+# --- minicap generate, for a DRAW checkpoint ------------------------------------------------------
+def generate(ck, path, args):
+    """Samples of a DRAW checkpoint (a minicap.checkpoint.Checkpoint read from `path`) as a PNG grid,
+    and with --gif an animation of the canvases being drawn. Called by minicap/generate_cli.py."""
+    from minicap.checkpoint import check_param_shapes
+    from minicap.models import draw
+
+    if args.captions:
+        raise MinicapError(f"{path} holds an unconditional DRAW model: it draws digits, not captions; "
+                           f"drop the caption(s), or give an alignDRAW checkpoint")
+    config = model_config({**DEFAULTS, **ck.config})
+    check_param_shapes(path, ck.params, draw.init_params(config, np.random.default_rng(0)))
+    images, history = draw.generate(ck.params, config, args.n, np.random.default_rng(args.seed), record=True)
+    save_png(image_grid(images, scale=args.scale), args.out)
+    print(f"wrote {args.n} samples from {path} (step {ck.step}) to {args.out}")
+    if args.gif:
+        save_gif(canvas_animation(history, scale=args.scale), args.gif)
+        print(f"wrote the drawing, {len(history)} glimpses, to {args.gif}")
+    return 0
