@@ -226,6 +226,27 @@ LAYER_CASES.update({
 })
 
 
+# --- alignDRAW's learned prior and the KL between two diagonal Gaussians (issue 10) ---------------
+def _case_aligndraw_prior(rng):
+    from minicap.models import aligndraw as ad
+    Bt, H, Z = 3, 4, 5
+    args = [_w(rng, Bt, H), _w(rng, H, Z), _w(rng, Z), _w(rng, H, Z), _w(rng, Z)]
+    return ad.prior_forward, ad.prior_backward, args, [("h", 0), ("W_mu", 1), ("b_mu", 2), ("W_ls", 3), ("b_ls", 4)], {}
+
+
+def _case_gaussian_kl(rng):
+    from minicap.models import aligndraw as ad
+    args = [_w(rng, 3, 4) for _ in range(4)]
+    return ad.gaussian_kl_forward, ad.gaussian_kl_backward, args, \
+        [("mu_q", 0), ("log_sigma_q", 1), ("mu_p", 2), ("log_sigma_p", 3)], {}
+
+
+LAYER_CASES.update({
+    "aligndraw_prior": _case_aligndraw_prior,
+    "gaussian_kl": _case_gaussian_kl,
+})
+
+
 def check_case(name, seed=0):
     """Run one LAYER_CASES entry in float64. Returns {input name: max relative error}."""
     forward, backward, args, wrt, kwargs = LAYER_CASES[name](np.random.default_rng(seed))

@@ -1,0 +1,448 @@
+"""alignDRAW: draw an image from a caption, attending over its words (Mansimov et al. 2016).
+
+alignDRAW is DRAW (minicap.models.draw) with two changes: the generator is told what to draw by an
+attention over the caption's words, and the prior over the latents is learned instead of N(0, I).
+
+The caption y = (y_1 .. y_L) (word ids, padded, with a 0/1 mask) is read once by a bidirectional LSTM:
+
+    h^lang_j = [h^fwd_j ; h^bwd_j]                        (Bt, L, 2 H_lang)   the words, in context
+
+Then, for t = 1..T, with h^gen_{t-1} the previous generator ("decoder") state:
+
+    x_hat_t  = x - sigmoid(c_{t-1})                           the error image
+    r_t      = read(x, x_hat_t, h^gen_{t-1})                  DRAW's filterbank read   (Bt, R)
+    h^inf_t  = LSTM_inf([r_t, h^gen_{t-1}], h^inf_{t-1})      the inference network    (Bt, enc)
+    Q:  mu_t = h^inf_t W_mu + b_mu,   log sigma_t = h^inf_t W_ls + b_ls                (Bt, Z)
+    P:  mu'_t = tanh(h^gen_{t-1} W'_mu + b'_mu), log sigma'_t = tanh(h^gen_{t-1} W'_ls + b'_ls)
+        (P(Z_1) = N(0, I): there is no previous state to condition on)
+    z_t      = mu_t + sigma_t eps_t,  eps_t ~ N(0, I)         the reparameterisation trick
+    e_j^t    = v^T tanh(U h^lang_j + b + W h^gen_{t-1})       the alignment score of word j
+    alpha^t  = softmax_j(e^t) over the real words             padding gets exactly zero weight
+    s_t      = sum_j alpha_j^t h^lang_j                        the sentence context     (Bt, 2 H_lang)
+    h^gen_t  = LSTM_gen([z_t, s_t], h^gen_{t-1})              the generator            (Bt, dec)
+    c_t      = c_{t-1} + write(h^gen_t)                       DRAW's filterbank write  (Bt, B, A)
+
+The alignment is minicap.nn.soft_attention_forward with a = h^lang, a_proj = h^lang U + b (computed
+once per caption) and mask = the caption's mask. The no-alignment variant of the paper's table
+(config align=False) replaces s_t by the mean of h^lang over the real words, the same at every step.
+
+The loss is the negative variational lower bound, in nats per image, averaged over the batch:
+
+    L^x = -log p(x | c_T) = sum_pixels softplus(c_T) - x c_T        Bernoulli(sigmoid(c_T))
+    L^z = sum_t KL(Q(Z_t | ..) || P(Z_t | ..))
+    KL(N(mu, sigma^2) || N(mu', sigma'^2)) = sum_j log sigma'_j - log sigma_j
+                                             + (sigma_j^2 + (mu_j - mu'_j)^2) / (2 sigma'_j^2) - 1/2
+    loss = mean over the batch of L^x + L^z   >=  -log p(x | y)
+
+The canvas and the generator and inference states start from learned values (canvas0, dec_h0,
+dec_c0, enc_h0, enc_c0); the canvas starts near -6, so sigmoid(c_0) is black, not grey (REFERENCE
+notes the authors' -10). To generate, run the generator alone: z_t ~ P(Z_t | Z_{1:t-1}, y).
+
+DRAW's pieces are reused, not copied: draw.read_step / write_step (the filterbank read and write),
+draw.bernoulli_nll_forward/backward, and draw.init_params for the parameters they share.
+
+Functions:
+
+    default_config(**overrides) -> config;  init_params(config, rng, dtype) -> params
+    encode_words(captions, vocab) -> (ids (N, L) int64, mask (N, L) bool)   words only, no <START>/<END>
+    forward(params, x, words, mask, eps, config) -> (loss, parts), cache;  backward(cache) -> grads
+    loss(params, batch, rng, config) -> (loss, grads)     batch = {"x", "words", "mask"}
+    bound(params, x, words, mask, config, rng) -> (N,)   the bound of each image, nats
+    generate(params, words, mask, config, rng, record) -> images (N, B, A) (and the history)
+    gaussian_kl_forward/backward, prior_forward/backward  the two new layers (in `minicap gradcheck`)
+"""
+import numpy as np
+
+from minicap import nn
+from minicap.data.vocab import NULL
+from minicap.errors import MinicapError
+from minicap.models import draw
+
+
+def default_config(**overrides):
+    """alignDRAW's sizes. The paper's MNIST model: T = 32, read and write 8x8, LSTMs 300, Z = 150,
+    language LSTMs 128 each way, alignment 512. The defaults here are smaller, to train in about 30
+    minutes on two CPU cores (see the README)."""
+    config = dict(width=60, height=60, T=16, read_n=8, write_n=8, enc_size=256, dec_size=256, z_size=100,
+                  embed_size=64, lang_size=64, align_size=128, vocab_size=None, attention=True, align=True,
+                  canvas_init=-6.0)
+    unknown = set(overrides) - set(config)
+    if unknown:
+        raise ValueError(f"unknown alignDRAW config keys: {', '.join(sorted(unknown))}")
+    config.update(overrides)
+    return config
+
+
+def init_params(config, rng, dtype=np.float32):
+    """DRAW's parameters (draw.init_params) with the generator's input widened to [z, s], plus:
+
+    embed_W (V, E); lang_f_Wx (E, 4 H_lang), lang_f_Wh, lang_f_b and lang_b_* (the two directions);
+    prior_mu_W (dec, Z), prior_mu_b, prior_ls_W, prior_ls_b; dec_h0, dec_c0 (dec,), enc_h0, enc_c0 (enc,);
+    and with align=True align_U (2 H_lang, Aa), align_b (Aa,), align_W (dec, Aa), align_v (Aa,).
+    """
+    if not config.get("vocab_size"):
+        raise ValueError("config['vocab_size'] must be set (the size of the caption vocabulary)")
+    params = {k: v.astype(np.float64) for k, v in draw.init_params(config, rng, np.float64).items()}
+    E, H, Aa = config["embed_size"], config["lang_size"], config["align_size"]
+    D, Z, V = config["dec_size"], config["z_size"], config["vocab_size"]
+
+    def weight(fan_in, fan_out, scale=1.0):
+        return rng.standard_normal((fan_in, fan_out)) * scale / np.sqrt(fan_in)
+
+    def lstm_bias(size):
+        b = np.zeros(4 * size)
+        b[size:2 * size] = 1.0  # forget gate open
+        return b
+
+    params["dec_Wx"] = weight(Z + 2 * H, 4 * D)
+    params.update({"embed_W": rng.standard_normal((V, E)) * 0.1,
+                   "lang_f_Wx": weight(E, 4 * H), "lang_f_Wh": weight(H, 4 * H), "lang_f_b": lstm_bias(H),
+                   "lang_b_Wx": weight(E, 4 * H), "lang_b_Wh": weight(H, 4 * H), "lang_b_b": lstm_bias(H),
+                   # the prior starts near N(0, I): small weights, zero biases
+                   "prior_mu_W": weight(D, Z, 0.1), "prior_mu_b": np.zeros(Z),
+                   "prior_ls_W": weight(D, Z, 0.1), "prior_ls_b": np.zeros(Z),
+                   "dec_h0": np.zeros(D), "dec_c0": np.zeros(D),
+                   "enc_h0": np.zeros(config["enc_size"]), "enc_c0": np.zeros(config["enc_size"])})
+    if config["align"]:
+        params.update({"align_U": weight(2 * H, Aa), "align_b": np.zeros(Aa),
+                       "align_W": weight(D, Aa), "align_v": weight(Aa, 1)[:, 0]})
+    return {k: v.astype(dtype) for k, v in params.items()}
+
+
+def encode_words(captions, vocab):
+    """Captions -> word ids (N, L) int64 padded with <NULL>, and mask (N, L) bool (True on real words).
+
+    Only the words: no <START>/<END> (the encoder reads the whole caption at once). A word that is not
+    in the vocabulary raises MinicapError naming it and listing the vocabulary.
+    """
+    from collections import Counter
+    unknown = Counter()
+    rows = [vocab.encode(c, unknown) for c in captions]
+    if unknown:
+        known = " ".join(w for w in vocab.words if not w.startswith("<"))
+        raise MinicapError(f"unknown word{'s' if len(unknown) > 1 else ''} in the caption: "
+                           f"{', '.join(repr(w) for w in sorted(unknown))}. Write it with the words the model was trained "
+                           f"on: {known}")
+    empty = [k for k, r in enumerate(rows) if not r]
+    if empty:
+        raise MinicapError(f"caption {empty[0]} ({captions[empty[0]]!r}) has no words; give a caption such as "
+                           f"'the digit three is at the top of the digit one'")
+    L = max(len(r) for r in rows)
+    ids = np.full((len(rows), L), NULL, dtype=np.int64)
+    for k, r in enumerate(rows):
+        ids[k, :len(r)] = r
+    return ids, ids != NULL
+
+
+# --- the two new layers: the learned prior and the KL between two diagonal Gaussians ---------------
+def prior_forward(h, W_mu, b_mu, W_ls, b_ls):
+    """P(Z_t | Z_{1:t-1}, y) from the previous generator state: mu' = tanh(h W_mu + b_mu),
+    log sigma' = tanh(h W_ls + b_ls). h: (Bt, dec), W_*: (dec, Z), b_*: (Z,).
+    Returns (mu' (Bt, Z), log sigma' (Bt, Z)) and the cache. (tanh keeps sigma' in [1/e, e].)"""
+    mu = np.tanh(h @ W_mu + b_mu)
+    log_sigma = np.tanh(h @ W_ls + b_ls)
+    return (mu, log_sigma), (h, W_mu, W_ls, mu, log_sigma)
+
+
+def prior_backward(dmu, dlog_sigma, cache):
+    """dmu, dlog_sigma: (Bt, Z). Returns dh (Bt, dec), dW_mu, db_mu, dW_ls, db_ls."""
+    h, W_mu, W_ls, mu, log_sigma = cache
+    da_mu = dmu * (1 - mu * mu)
+    da_ls = dlog_sigma * (1 - log_sigma * log_sigma)
+    dh = da_mu @ W_mu.T + da_ls @ W_ls.T
+    return dh, h.T @ da_mu, da_mu.sum(axis=0), h.T @ da_ls, da_ls.sum(axis=0)
+
+
+def gaussian_kl_forward(mu_q, log_sigma_q, mu_p, log_sigma_p):
+    """KL(N(mu_q, sigma_q^2) || N(mu_p, sigma_p^2)) of diagonal Gaussians, summed over the last axis:
+
+        kl = sum_j log sigma_p - log sigma_q + (sigma_q^2 + (mu_q - mu_p)^2) / (2 sigma_p^2) - 1/2
+
+    (0 exactly when the two are equal; with mu_p = log sigma_p = 0 it is DRAW's KL to N(0, I).)
+    All inputs (Bt, Z). Returns kl (Bt,) and the cache.
+    """
+    diff = mu_q - mu_p
+    ratio = np.exp(2 * (log_sigma_q - log_sigma_p))            # sigma_q^2 / sigma_p^2
+    scaled = diff * diff * np.exp(-2 * log_sigma_p)            # (mu_q - mu_p)^2 / sigma_p^2
+    kl = (log_sigma_p - log_sigma_q + 0.5 * (ratio + scaled) - 0.5).sum(axis=1)
+    return kl, (diff, ratio, scaled, log_sigma_p)
+
+
+def gaussian_kl_backward(dkl, cache):
+    """dkl: (Bt,). Returns dmu_q, dlog_sigma_q, dmu_p, dlog_sigma_p, each (Bt, Z):
+
+        d/dmu_q = (mu_q - mu_p) / sigma_p^2 = -d/dmu_p
+        d/dlog sigma_q = sigma_q^2 / sigma_p^2 - 1
+        d/dlog sigma_p = 1 - (sigma_q^2 + (mu_q - mu_p)^2) / sigma_p^2
+    """
+    diff, ratio, scaled, log_sigma_p = cache
+    d = dkl[:, None]
+    dmu_q = d * diff * np.exp(-2 * log_sigma_p)
+    return dmu_q, d * (ratio - 1), -dmu_q, d * (1 - ratio - scaled)
+
+
+# --- the caption encoder and the alignment ---------------------------------------------------------
+def encode_caption_forward(params, words, mask, config):
+    """The bidirectional LSTM over the words: h^lang (Bt, L, 2 H_lang), zero at padding; and with
+    align=True its projection a_proj = h^lang U + b (Bt, L, Aa), used by every step's alignment."""
+    emb, emb_cache = nn.embedding_forward(words, params["embed_W"], null_idx=NULL)
+    h_lang, lang_cache = nn.bilstm_forward(emb, mask, params["lang_f_Wx"], params["lang_f_Wh"], params["lang_f_b"],
+                                           params["lang_b_Wx"], params["lang_b_Wh"], params["lang_b_b"])
+    a_proj, proj_cache = None, None
+    if config["align"]:
+        a_proj, proj_cache = nn.temporal_affine_forward(h_lang, params["align_U"], params["align_b"])
+    return (h_lang, a_proj), (emb_cache, lang_cache, proj_cache)
+
+
+def encode_caption_backward(dh_lang, da_proj, cache):
+    """dh_lang: (Bt, L, 2 H_lang), da_proj: (Bt, L, Aa) or None. Returns a dict of parameter grads."""
+    emb_cache, lang_cache, proj_cache = cache
+    grads = {}
+    if da_proj is not None:
+        dh, grads["align_U"], grads["align_b"] = nn.temporal_affine_backward(da_proj, proj_cache)
+        dh_lang = dh_lang + dh
+    demb, *dlang = nn.bilstm_backward(dh_lang, lang_cache)
+    grads.update(zip(["lang_f_Wx", "lang_f_Wh", "lang_f_b", "lang_b_Wx", "lang_b_Wh", "lang_b_b"], dlang))
+    grads["embed_W"] = nn.embedding_backward(demb, emb_cache)
+    return grads
+
+
+def mean_words_forward(h_lang, mask):
+    """The no-alignment sentence vector: the mean of h^lang over the real words. (Bt, L, 2H) -> (Bt, 2H)."""
+    weights = mask / mask.sum(axis=1, keepdims=True)              # (Bt, L), each row sums to 1
+    weights = weights.astype(h_lang.dtype)
+    return np.einsum("nl,nld->nd", weights, h_lang), weights
+
+
+def align_step(params, h_lang, a_proj, mask, h_gen_prev):
+    """s_t and alpha^t from the previous generator state: ((Bt, 2H), (Bt, L)), and the cache."""
+    return nn.soft_attention_forward(h_lang, a_proj, h_gen_prev, params["align_W"], params["align_v"], mask=mask)
+
+
+# --- the whole model -------------------------------------------------------------------------------
+def _start_states(params, Bt):
+    def tile(v):
+        return np.broadcast_to(v, (Bt, v.shape[0])).copy()
+    return tile(params["enc_h0"]), tile(params["enc_c0"]), tile(params["dec_h0"]), tile(params["dec_c0"])
+
+
+def forward(params, x, words, mask, eps, config):
+    """The negative bound of a batch.
+
+    x: (Bt, B, A) binary images; words: (Bt, L) ids, mask: (Bt, L) bool; eps: (T, Bt, Z) the noise.
+    Returns (loss, parts) and the cache: loss = batch mean of L^x + L^z (nats per image),
+    parts = {"recon": mean L^x, "kl": mean L^z, "bound": (Bt,) L^x + L^z, "alphas": (T, Bt, L)}.
+    """
+    lstm_step, _ = draw._lstm_step()
+    dtype = params["enc_Wh"].dtype
+    Bt, T = x.shape[0], eps.shape[0]
+    x = x.astype(dtype, copy=False)
+    (h_lang, a_proj), enc_caption_cache = encode_caption_forward(params, words, mask, config)
+    if not config["align"]:
+        s_mean, mean_weights = mean_words_forward(h_lang, mask)
+    h_enc, c_enc, h_dec, c_dec = _start_states(params, Bt)
+    canvas = np.broadcast_to(params["canvas0"], x.shape)
+    zeros = np.zeros((Bt, config["z_size"]), dtype)
+    kl, steps, alphas = np.zeros(Bt, dtype), [], []
+    for t in range(T):
+        sig = nn.sigmoid(canvas)
+        r, read_cache = draw.read_step(params, x, x - sig, h_dec, config)
+        (h_enc, c_enc), enc_cache = lstm_step(np.concatenate([r, h_dec], axis=1), h_enc, c_enc,
+                                              params["enc_Wx"], params["enc_Wh"], params["enc_b"])
+        mu_q = h_enc @ params["mu_W"] + params["mu_b"]
+        ls_q = h_enc @ params["ls_W"] + params["ls_b"]
+        if t == 0:
+            (mu_p, ls_p), prior_cache = (zeros, zeros), None     # P(Z_1) = N(0, I)
+        else:
+            (mu_p, ls_p), prior_cache = prior_forward(h_dec, params["prior_mu_W"], params["prior_mu_b"],
+                                                      params["prior_ls_W"], params["prior_ls_b"])
+        kl_t, kl_cache = gaussian_kl_forward(mu_q, ls_q, mu_p, ls_p)
+        e = eps[t].astype(dtype, copy=False)
+        sigma_q = np.exp(ls_q)
+        z = mu_q + sigma_q * e
+        if config["align"]:
+            (s, alpha), align_cache = align_step(params, h_lang, a_proj, mask, h_dec)
+            alphas.append(alpha)
+        else:
+            s, align_cache = s_mean, None
+        (h_dec, c_dec), dec_cache = lstm_step(np.concatenate([z, s], axis=1), h_dec, c_dec,
+                                              params["dec_Wx"], params["dec_Wh"], params["dec_b"])
+        update, write_cache = draw.write_step(params, h_dec, config)
+        canvas = canvas + update
+        kl = kl + kl_t
+        steps.append((sig, read_cache, enc_cache, (h_enc, e, sigma_q), prior_cache, kl_cache, align_cache,
+                       dec_cache, write_cache))
+    recon, nll_cache = draw.bernoulli_nll_forward(canvas, x)
+    per_image = recon + kl
+    parts = {"recon": float(recon.mean()), "kl": float(kl.mean()), "bound": per_image,
+             "alphas": np.stack(alphas) if alphas else None}
+    cache = (params, steps, nll_cache, enc_caption_cache, h_lang, None if config["align"] else mean_weights, config)
+    return (float(per_image.mean()), parts), cache
+
+
+def backward(cache):
+    """Gradients of forward's loss with respect to every parameter (a dict like params)."""
+    params, steps, nll_cache, enc_caption_cache, h_lang, mean_weights, config = cache
+    _, lstm_step_backward = draw._lstm_step()
+    Z, R = config["z_size"], draw.read_size(config)
+    Bt = nll_cache[1].shape[0]
+    dnll = np.full(Bt, 1.0 / Bt, dtype=nll_cache[0].dtype)        # loss = mean over the batch
+    dcanvas = draw.bernoulli_nll_backward(dnll, nll_cache)
+    dtype = dcanvas.dtype
+    grads = {}
+
+    def add(name, value):
+        grads[name] = grads[name] + value if name in grads else value
+
+    def add_all(names, values):
+        for name, value in zip(names, values):
+            add(name, value)
+
+    dh_lang = np.zeros_like(h_lang)
+    da_proj = None
+    ds_mean = np.zeros((Bt, h_lang.shape[2]), dtype)
+    dh_dec = dc_dec = np.zeros((Bt, config["dec_size"]), dtype)   # flowing in from step t + 1
+    dh_enc = dc_enc = np.zeros((Bt, config["enc_size"]), dtype)
+    for (sig, read_cache, enc_cache, latent, prior_cache, kl_cache, align_cache, dec_cache,
+         write_cache) in reversed(steps):
+        # c_t = c_{t-1} + write(h_gen_t): the canvas gradient passes through unchanged
+        dh_write, dparams = draw.write_step_backward(dcanvas, write_cache, config)
+        add_all(dparams.keys(), dparams.values())
+        dinput, dh_dec, dc_dec, dWx, dWh, db = lstm_step_backward(dh_dec + dh_write, dc_dec, dec_cache)
+        add_all(["dec_Wx", "dec_Wh", "dec_b"], [dWx, dWh, db])
+        dz, ds = dinput[:, :Z], dinput[:, Z:]
+        # the sentence context s_t chose its words with h_gen_{t-1}
+        if align_cache is not None:
+            dh_l, dap, dh_align, dW, dv = nn.soft_attention_backward(ds, np.zeros_like(h_lang[:, :, 0]), align_cache)
+            dh_lang = dh_lang + dh_l
+            da_proj = dap if da_proj is None else da_proj + dap
+            dh_dec = dh_dec + dh_align
+            add_all(["align_W", "align_v"], [dW, dv])
+        else:
+            ds_mean = ds_mean + ds
+        # z = mu_q + sigma_q eps, and the KL term (weight 1/Bt, like the reconstruction)
+        h_enc, e, sigma_q = latent
+        dmu_q, dls_q, dmu_p, dls_p = gaussian_kl_backward(dnll, kl_cache)
+        dmu_q = dmu_q + dz
+        dls_q = dls_q + dz * e * sigma_q
+        if prior_cache is not None:
+            dh_prior, *dprior = prior_backward(dmu_p, dls_p, prior_cache)
+            dh_dec = dh_dec + dh_prior
+            add_all(["prior_mu_W", "prior_mu_b", "prior_ls_W", "prior_ls_b"], dprior)
+        add_all(["mu_W", "mu_b", "ls_W", "ls_b"],
+                [h_enc.T @ dmu_q, dmu_q.sum(axis=0), h_enc.T @ dls_q, dls_q.sum(axis=0)])
+        dh_enc = dh_enc + dmu_q @ params["mu_W"].T + dls_q @ params["ls_W"].T
+        dinput, dh_enc, dc_enc, dWx, dWh, db = lstm_step_backward(dh_enc, dc_enc, enc_cache)
+        add_all(["enc_Wx", "enc_Wh", "enc_b"], [dWx, dWh, db])
+        dh_dec = dh_dec + dinput[:, R:]                   # h_gen_{t-1} fed the inference network ...
+        dx_hat, dh_read, dparams = draw.read_step_backward(np.ascontiguousarray(dinput[:, :R]), read_cache, config)
+        add_all(dparams.keys(), dparams.values())
+        if dh_read is not None:                           # ... and chose the read window
+            dh_dec = dh_dec + dh_read
+        # x_hat_t = x - sigmoid(c_{t-1}): the error image carries gradient back into the earlier canvas
+        dcanvas = dcanvas - dx_hat * sig * (1 - sig)
+    grads["canvas0"] = dcanvas.sum(axis=0)
+    for name, d in (("dec_h0", dh_dec), ("dec_c0", dc_dec), ("enc_h0", dh_enc), ("enc_c0", dc_enc)):
+        grads[name] = d.sum(axis=0)
+    if mean_weights is not None:                          # s = sum_j weights_j h^lang_j at every step
+        dh_lang = dh_lang + mean_weights[:, :, None] * ds_mean[:, None, :]
+    grads.update(encode_caption_backward(dh_lang, da_proj, enc_caption_cache))
+    for name, value in params.items():      # the prior is unused when T = 1: its gradient is zero
+        if name not in grads:
+            grads[name] = np.zeros_like(value)
+    return grads
+
+
+def loss(params, batch, rng, config):
+    """The shared model API: batch = {"x": (Bt, B, A), "words": (Bt, L), "mask": (Bt, L)}; eps ~ N(0, I)
+    comes from rng. Returns (loss, grads): the negative bound in nats per image and its gradients.
+    For minicap.gradcheck.check_model, bind the config: functools.partial(loss, config=config)."""
+    x = batch["x"]
+    eps = rng.standard_normal((config["T"], x.shape[0], config["z_size"]))
+    (value, _), cache = forward(params, x, batch["words"], batch["mask"], eps, config)
+    return value, backward(cache)
+
+
+def bound(params, x, words, mask, config, rng, batch_size=100):
+    """The variational bound of each image given its caption (nats), one eps sample each: (M,).
+
+    Its mean over a test set is the number the alignDRAW paper's table reports (an upper bound on
+    -log p(x | y); lower is better)."""
+    out = []
+    for start in range(0, len(x), batch_size):
+        sl = slice(start, start + batch_size)
+        eps = rng.standard_normal((config["T"], len(x[sl]), config["z_size"]))
+        (_, parts), _ = forward(params, x[sl], words[sl], mask[sl], eps, config)
+        out.append(parts["bound"])
+    return np.concatenate(out)
+
+
+def generate(params, words, mask, config, rng, record=False):
+    """Draw one image per caption from the prior: z_t ~ P(Z_t | Z_{1:t-1}, y), then the generator step.
+
+    words, mask: (N, L). Returns images (N, B, A) = sigmoid(c_T), the Bernoulli means. With record=True
+    also returns a list of T dicts {"canvas": sigmoid(c_t) (N, B, A), "alpha": (N, L) the alignment
+    (None without it), "window": the write window (dict of (N,) arrays)}.
+    """
+    lstm_step, _ = draw._lstm_step()
+    dtype = params["dec_Wh"].dtype
+    N = words.shape[0]
+    (h_lang, a_proj), _ = encode_caption_forward(params, words, mask, config)
+    if not config["align"]:
+        s_mean, _ = mean_words_forward(h_lang, mask)
+    _, _, h_dec, c_dec = _start_states(params, N)
+    canvas = np.broadcast_to(params["canvas0"], (N, config["height"], config["width"]))
+    history = []
+    for t in range(config["T"]):
+        eps = rng.standard_normal((N, config["z_size"])).astype(dtype)
+        if t == 0:
+            z = eps                                                   # P(Z_1) = N(0, I)
+        else:
+            (mu_p, ls_p), _ = prior_forward(h_dec, params["prior_mu_W"], params["prior_mu_b"],
+                                            params["prior_ls_W"], params["prior_ls_b"])
+            z = mu_p + np.exp(ls_p) * eps
+        alpha = None
+        if config["align"]:
+            (s, alpha), _ = align_step(params, h_lang, a_proj, mask, h_dec)
+        else:
+            s = s_mean
+        (h_dec, c_dec), _ = lstm_step(np.concatenate([z, s], axis=1), h_dec, c_dec,
+                                      params["dec_Wx"], params["dec_Wh"], params["dec_b"])
+        update, write_cache = draw.write_step(params, h_dec, config)
+        canvas = canvas + update
+        if record:
+            history.append({"canvas": nn.sigmoid(canvas), "alpha": alpha,
+                            "window": draw.write_window(write_cache, config) if config["attention"] else None})
+    images = nn.sigmoid(canvas)
+    return (images, history) if record else images
+
+
+# --- data and training -----------------------------------------------------------------------------
+HELD_OUT_BINARIZE_SEED = 10  # val/test/novel images are binarised once, with this seed: fixed forever
+
+
+def binarize(images, rng):
+    """Stochastic binarisation: pixel ~ Bernoulli(intensity). images: float [0, 1] (M, B, A) -> float32 0/1.
+
+    Training binarises every batch afresh; held-out images are binarised once (HELD_OUT_BINARIZE_SEED),
+    so the bound is a likelihood of fixed binary images, comparable between runs and variants."""
+    return (rng.random(images.shape) < images).astype(np.float32)
+
+
+def held_out_set(split, n, vocab, seed=0):
+    """A fixed evaluation set: (data, x binary (n, 60, 60), words, mask) for split 'val', 'test' or 'novel'."""
+    from minicap.data import make_captioned_mnist
+    data = make_captioned_mnist(split, n=n, seed=seed)
+    x = binarize(data.images, np.random.default_rng([HELD_OUT_BINARIZE_SEED, ["val", "test", "novel"].index(split)]))
+    words, mask = encode_words(data.captions, vocab)
+    return data, x, words, mask
+
+
+def make_train_step(config, images, words, mask, batch_size):
+    """A train_step(run) for minicap.train.train: a random batch of captioned images (freshly
+    binarised) with their captions, and fresh eps. Everything random comes from run.rng."""
+    def train_step(run):
+        idx = run.rng.integers(0, len(images), size=batch_size)
+        x = binarize(images[idx], run.rng)
+        return loss(run.params, {"x": x, "words": words[idx], "mask": mask[idx]}, run.rng, config)
+    return train_step

@@ -1,0 +1,340 @@
+"""`minicap train aligndraw` and the alignDRAW branch of `minicap generate`.
+
+    minicap train aligndraw [--data mnist-captions] [--out DIR] [--steps N] [--no-align] [--resume]
+    minicap generate CHECKPOINT "the digit three is at the top of the digit one" [MORE CAPTIONS] [--n 8]
+                     --out FILE.png [--gif FILE.gif]
+
+Training writes OUT/last.npz and OUT/best.npz (kind "aligndraw", best = lowest validation bound) with a
+config that holds the model sizes and the caption vocabulary, so generating needs nothing else. At the
+end it prints the bound on the captioned-MNIST test split (and on the novel split).
+
+`minicap generate` (minicap/generate_cli.py) dispatches on the checkpoint's kind; for an "aligndraw"
+checkpoint it calls generate() here, which reuses DRAW's picture helpers (minicap.models.draw_cli).
+"""
+from pathlib import Path
+
+import numpy as np
+
+from minicap.errors import MinicapError
+
+KIND = "aligndraw"
+
+# training defaults (the model sizes are aligndraw.default_config's)
+DEFAULTS = dict(steps=4000, batch=64, lr=1e-3, clip=10.0, train_size=10000, val_size=500, test_size=1000,
+                eval_every=500)
+
+
+def configure(parser):
+    parser.add_argument("--data", choices=("mnist-captions",), default="mnist-captions",
+                        help="the captioned-MNIST images generated from the shipped MNIST digits (the only choice)")
+    parser.add_argument("--out", type=Path, default=Path("runs/aligndraw"),
+                        help="folder for last.npz and best.npz (default runs/aligndraw)")
+    parser.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
+    parser.add_argument("--steps", type=int, default=None, help=f"train up to this many steps (default {DEFAULTS['steps']})")
+    parser.add_argument("--batch", type=int, default=None, help=f"images per step (default {DEFAULTS['batch']})")
+    parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {DEFAULTS['lr']})")
+    parser.add_argument("--clip", type=float, default=None,
+                        help=f"clip each parameter's gradient to this norm (default {DEFAULTS['clip']}, as the paper)")
+    parser.add_argument("--no-align", action="store_true",
+                        help="the paper's no-alignment baseline: the generator sees the mean of the word states")
+    parser.add_argument("--T", type=int, default=None, help="drawing steps (default 16)")
+    parser.add_argument("--enc", type=int, default=None, help="inference LSTM size (default 256)")
+    parser.add_argument("--dec", type=int, default=None, help="generator LSTM size (default 256)")
+    parser.add_argument("--z", type=int, default=None, help="latent size per step (default 100)")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help=f"captioned images to train on (default {DEFAULTS['train_size']})")
+    parser.add_argument("--val-size", type=int, default=None,
+                        help=f"validation images for the bound printed while training (default {DEFAULTS['val_size']})")
+    parser.add_argument("--eval-every", type=int, default=None,
+                        help=f"compute the validation bound every N steps (default {DEFAULTS['eval_every']})")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the initialisation and data (default 0)")
+
+
+# options that define the model and its data: a resumed run must keep them
+FIXED_ON_RESUME = ("batch", "lr", "clip", "train_size", "T", "enc_size", "dec_size", "z_size", "align")
+
+
+def _settings(args, previous=None):
+    """The command line, else the checkpoint's config (on resume), else the defaults."""
+    previous = previous or {}
+    given = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "clip": args.clip,
+             "train_size": args.train_size, "val_size": args.val_size, "eval_every": args.eval_every,
+             "T": args.T, "enc_size": args.enc, "dec_size": args.dec, "z_size": args.z,
+             "align": False if args.no_align else None}
+    for key in FIXED_ON_RESUME:
+        if previous and given[key] is not None and given[key] != previous[key]:
+            raise MinicapError(f"the run in {args.out} was trained with {key} = {previous[key]!r}, not "
+                               f"{given[key]!r}; drop that option to resume it, or train a new run with --out")
+    from minicap.models.aligndraw import default_config
+    model_defaults = default_config()
+    out = dict(DEFAULTS, **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align")})
+    out.update({k: v for k, v in previous.items() if k in out})
+    out.update({k: v for k, v in given.items() if v is not None})
+    for key in ("steps", "batch", "train_size", "val_size", "eval_every", "T", "enc_size", "dec_size", "z_size"):
+        if out[key] < 1:
+            raise MinicapError(f"--{key.split('_size')[0].replace('_', '-')} must be at least 1, got {out[key]}")
+    if not (out["lr"] > 0 and out["clip"] > 0):
+        raise MinicapError("--lr and --clip must be positive")
+    return out
+
+
+def model_config(config):
+    """The aligndraw model config stored inside a checkpoint's config."""
+    from minicap.models.aligndraw import default_config
+    keys = set(default_config())
+    return default_config(**{k: v for k, v in config["model"].items() if k in keys})
+
+
+def run(args):
+    from minicap.data import Vocabulary, make_captioned_mnist
+    from minicap.models import aligndraw as ad
+    from minicap.optim import make_optimizer
+    from minicap.train import Run, resume_run, train
+
+    last = args.out / "last.npz"
+    previous = None
+    if args.resume:
+        from minicap.checkpoint import load_checkpoint
+        if not last.exists():
+            raise MinicapError(f"there is no checkpoint {last} to resume; train without --resume first")
+        previous = load_checkpoint(last, kind=KIND).config
+    elif last.exists():
+        raise MinicapError(f"{last} already holds a run: add --resume to continue it, or give a new --out DIR")
+    cfg = _settings(args, previous)
+    seed = previous["seed"] if previous else args.seed
+
+    print(f"generating captioned MNIST: {cfg['train_size']} training and {cfg['val_size']} validation images")
+    data = make_captioned_mnist("train", n=cfg["train_size"], seed=seed)
+    vocab = Vocabulary(previous["vocab"]) if previous else Vocabulary.build(data.captions)
+    words, mask = ad.encode_words(data.captions, vocab)
+    _, val_x, val_words, val_mask = ad.held_out_set("val", cfg["val_size"], vocab)
+
+    model = ad.default_config(vocab_size=len(vocab), T=cfg["T"], enc_size=cfg["enc_size"], dec_size=cfg["dec_size"],
+                              z_size=cfg["z_size"], align=cfg["align"])
+    fresh = ad.init_params(model, np.random.default_rng(seed))
+    if previous:
+        run_ = resume_run(last, KIND, fresh)
+        print(f"resuming {last} at step {run_.step}")
+    else:
+        config = dict(cfg, model=model, vocab=vocab.words, seed=seed, data=args.data)
+        run_ = Run(kind=KIND, config=config, params=fresh, optimizer=make_optimizer("adam", lr=cfg["lr"]),
+                   rng=np.random.default_rng([seed, 1]))
+        n_params = sum(p.size for p in fresh.values())
+        print(f"alignDRAW{'' if cfg['align'] else ' without alignment'}: T {model['T']}, read/write "
+              f"{model['read_n']}x{model['read_n']}/{model['write_n']}x{model['write_n']}, LSTMs "
+              f"{model['enc_size']}/{model['dec_size']}, z {model['z_size']}, {n_params} parameters, "
+              f"vocabulary {len(vocab)}")
+    run_.config["steps"] = cfg["steps"]
+    if run_.step >= cfg["steps"]:
+        print(f"the run is already at step {run_.step} (target {cfg['steps']}); raise --steps to train more")
+        return 0
+
+    def evaluate(run):
+        b = ad.bound(run.params, val_x, val_words, val_mask, model, np.random.default_rng(0))
+        return {"val_bound": float(b.mean()), "neg_val_bound": -float(b.mean())}
+
+    def on_log(run, smooth):
+        return f"step {run.step}: training bound {smooth:.1f} nats"
+
+    train_step = ad.make_train_step(model, data.images, words, mask, cfg["batch"])
+    train(run_, train_step, cfg["steps"], args.out, clip=("per_param", cfg["clip"]), log_every=100,
+          evaluate=evaluate, eval_every=cfg["eval_every"], metric="neg_val_bound",
+          checkpoint_every=cfg["eval_every"], on_log=on_log)
+    best = args.out / "best.npz"
+    report = test_bounds(best if best.exists() else last, n=cfg["test_size"])
+    for split, value in report.items():
+        print(f"{split} bound (best.npz): {value:.1f} nats per image")
+    print(f'draw from it: minicap generate {best} "the digit three is at the top of the digit one" --out three_one.png')
+    return 0
+
+
+# --- evaluation ------------------------------------------------------------------------------------
+def _resolve(path):
+    """A run folder stands for its best.npz, else its last.npz."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.npz" if (path / "best.npz").exists() else path / "last.npz"
+    return path
+
+
+def load_model(path, ck=None):
+    """(params, model config, Vocabulary) of an aligndraw checkpoint (a run folder stands for its
+    best.npz); MinicapError naming the file if it is not one. ck: the Checkpoint, if already loaded."""
+    from minicap.checkpoint import check_param_shapes, load_checkpoint
+    from minicap.data import Vocabulary
+    from minicap.models import aligndraw as ad
+    path = _resolve(path)
+    ck = ck if ck is not None else load_checkpoint(path, kind=KIND)
+    model = model_config(ck.config)
+    vocab = Vocabulary(ck.config["vocab"])
+    check_param_shapes(path, ck.params, ad.init_params(model, np.random.default_rng(0)))
+    return ck.params, model, vocab
+
+
+def test_bounds(path, n=1000, splits=("test", "novel")):
+    """The mean bound (nats per image, one eps sample each) of a checkpoint on fixed binarised splits."""
+    from minicap.models import aligndraw as ad
+    params, model, vocab = load_model(path)
+    out = {}
+    for split in splits:
+        _, x, words, mask = ad.held_out_set(split, n, vocab)
+        out[split] = float(ad.bound(params, x, words, mask, model, np.random.default_rng(1)).mean())
+    return out
+
+
+def generate_for_captions(params, model, vocab, captions, rng, batch_size=250):
+    """One image (the Bernoulli means sigmoid(c_T)) per caption: (N, 60, 60) float32 in [0, 1]."""
+    from minicap.models import aligndraw as ad
+    words, mask = ad.encode_words(captions, vocab)
+    out = [ad.generate(params, words[s:s + batch_size], mask[s:s + batch_size], model, rng)
+           for s in range(0, len(captions), batch_size)]
+    return np.concatenate(out).astype(np.float32)
+
+
+def round_trip(path, caption_images, split="test", n=500, seed=0, only_seen=True, rng_seed=0):
+    """The round trip: draw an image for each caption of a captioned-MNIST split, caption the drawing
+    with `caption_images(images (N, 60, 60)) -> list of N captions` (the trained soft-attention
+    captioner), and count the drawings whose caption states the prompt's digits and positions
+    (minicap.data.caption_accuracy: "X left of Y" = "Y right of X").
+
+    only_seen: keep only prompts whose exact caption occurs in the alignDRAW run's training captions
+    (the 'test' split; the 'novel' split holds only held-out combinations, never seen).
+    Returns dict(accuracy, n, n_prompts, captions, data, images).
+    """
+    from minicap.checkpoint import load_checkpoint
+    from minicap.data import caption_accuracy, make_captioned_mnist
+    params, model, vocab = load_model(path)
+    data = make_captioned_mnist(split, n=n, seed=seed)
+    n_prompts = len(data)
+    if only_seen:
+        config = load_checkpoint(_resolve(path)).config
+        seen = set(make_captioned_mnist("train", n=config["train_size"], seed=config["seed"]).captions)
+        data = data.subset(np.array([i for i, c in enumerate(data.captions) if c in seen], dtype=np.int64))
+    images = generate_for_captions(params, model, vocab, data.captions, np.random.default_rng(rng_seed))
+    captions = list(caption_images(images))
+    return dict(accuracy=caption_accuracy(captions, data), n=len(data), n_prompts=n_prompts, captions=captions,
+                data=data, images=images)
+
+
+# --- minicap generate, for an alignDRAW checkpoint -------------------------------------------------
+def generate(ck, path, args):
+    """Images drawn from the prior for each caption in args.captions (args.n per caption): a PNG with
+    one captioned row per caption and, with --gif, an animation of the canvases step by step with
+    the words the alignment attends to. Called by minicap/generate_cli.py for kind "aligndraw"."""
+    from minicap.models import aligndraw as ad
+    from minicap.models.draw_cli import save_gif
+    if not args.captions or not any(c.strip() for c in args.captions):
+        raise MinicapError(f"{path} holds an alignDRAW model, which draws from a caption: give one, e.g. "
+                           f'minicap generate {path} "the digit three is at the top of the digit one" --out x.png')
+    params, model, vocab = load_model(path, ck)
+    rng = np.random.default_rng(args.seed)
+    rows, animations = [], []
+    for caption in args.captions:
+        words, mask = ad.encode_words([prompt_tokens(caption, vocab)] * args.n, vocab)
+        images, history = ad.generate(params, words, mask, model, rng, record=True)
+        rows.append((caption, images))
+        if args.gif is not None:
+            tokens = [vocab.words[i] for i in words[0][mask[0]]]
+            animations.append(attention_frames(history, tokens, scale=args.scale))
+    save_caption_grid(rows, args.out, scale=args.scale)
+    print(f"wrote {args.n} image{'s' * (args.n > 1)} per caption from {path} (step {ck.step}) to {args.out}")
+    if args.gif is not None:
+        frames = [_stack([anim[t] for anim in animations]) for t in range(len(animations[0]))]
+        save_gif(frames, args.gif, ms_per_frame=300, hold_last_ms=2000)
+        print(f"wrote the drawing, {len(frames)} steps, to {args.gif}")
+    return 0
+
+
+def prompt_tokens(caption, vocab):
+    """The caption's tokens, with numerals spelled out ("the digit 3" -> "the digit three") when the
+    vocabulary has the word and not the numeral (the authors' captions used numerals, ours use words)."""
+    from minicap.data import DIGIT_WORDS
+    from minicap.text import tokenize
+    return [DIGIT_WORDS[int(tok)] if tok.isdigit() and len(tok) == 1 and tok not in vocab.index
+            and DIGIT_WORDS[int(tok)] in vocab.index else tok for tok in tokenize(caption)]
+
+
+# --- pictures --------------------------------------------------------------------------------------
+def _font(size=13):
+    from PIL import ImageFont
+    try:
+        return ImageFont.load_default(size=size)   # a scalable font (Pillow >= 10.1 with FreeType)
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def _stack(images, gap=4):
+    """PIL images one above the other, on white."""
+    from PIL import Image
+    width, height = max(im.width for im in images), sum(im.height for im in images) + gap * (len(images) - 1)
+    out = Image.new("RGB", (width, height), "white")
+    y = 0
+    for im in images:
+        out.paste(im, (0, y))
+        y += im.height + gap
+    return out
+
+
+def _label(text, width, font, height=None):
+    from PIL import Image, ImageDraw
+    height = height or font.getbbox("Ag")[3] + 8
+    strip = Image.new("RGB", (width, height), "white")
+    ImageDraw.Draw(strip).text((4, 4), text, fill="black", font=font)
+    return strip
+
+
+def save_caption_grid(rows, path, cols=8, scale=2):
+    """A PNG with each caption written above its images: rows = [(caption, images (n, H, W) in [0, 1])]."""
+    from PIL import Image
+    from minicap.models.draw_cli import image_grid
+    font = _font()
+    blocks = []
+    for caption, images in rows:
+        grid = Image.fromarray(image_grid(images, cols=min(cols, len(images)), scale=scale)).convert("RGB")
+        blocks.append(_stack([_label(caption, grid.width, font), grid], gap=0))
+    width = max(max(b.width for b in blocks), 8 + int(font.getlength(max((c for c, _ in rows), key=len))))
+    page = _stack([b if b.width == width else _pad_to(b, width) for b in blocks], gap=6)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.save(path)
+
+
+def _pad_to(image, width):
+    from PIL import Image
+    out = Image.new("RGB", (width, image.height), "white")
+    out.paste(image, (0, 0))
+    return out
+
+
+def attention_frames(history, tokens, scale=3):
+    """One frame per step: the canvases (write windows in red, draw_cli.canvas_animation) above the
+    caption, each word shaded red by its alignment weight (the mean over the images), and the two most
+    attended words named. history: aligndraw.generate(..., record=True)'s list."""
+    from PIL import ImageDraw
+    from minicap.models.draw_cli import canvas_animation
+    n = history[0]["canvas"].shape[0]
+    canvases = canvas_animation(history, cols=min(n, 8), scale=scale)
+    font, small = _font(13), _font(11)
+    frames = []
+    for t, (canvas, step) in enumerate(zip(canvases, history)):
+        width = max(canvas.width, 8 + int(font.getlength(" ".join(tokens))) + 4 * len(tokens))
+        strip = _label("", width, font, height=44)
+        pen = ImageDraw.Draw(strip)
+        if step["alpha"] is not None:
+            weights = step["alpha"].mean(axis=0)[:len(tokens)]
+            x = 4
+            for j, word in enumerate(tokens):
+                shade = int(255 * (1 - weights[j] / max(weights.max(), 1e-12)))
+                w = int(font.getlength(word))
+                pen.rectangle([x - 2, 3, x + w + 2, 20], fill=(255, shade, shade))
+                pen.text((x, 4), word, fill="black", font=font)
+                x += w + 6
+            top = np.argsort(-weights)[:2]
+            note = f"step {t + 1}/{len(history)}: most attended " + ", ".join(
+                f"'{tokens[j]}' {weights[j]:.2f}" for j in top)
+        else:
+            pen.text((4, 4), " ".join(tokens), fill="black", font=font)
+            note = f"step {t + 1}/{len(history)} (no alignment: the mean of the words)"
+        pen.text((4, 25), note, fill=(80, 80, 80), font=small)
+        frames.append(_stack([_pad_to(canvas, width) if canvas.width < width else canvas, strip], gap=0))
+    return frames

@@ -1,0 +1,223 @@
+"""alignDRAW: whole-model gradients, the alignment over words, the learned prior, generation, the CLI."""
+import functools
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minicap.data import Vocabulary
+from minicap.errors import MinicapError
+from minicap.gradcheck import check_model
+from minicap.gradcheck_cli import TOLERANCE, check_case
+from minicap.models import aligndraw as ad
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A 6 x 5 canvas, 3 steps and tiny LSTMs: every piece of the model runs, in well under a second.
+TINY = dict(width=6, height=5, T=3, read_n=2, write_n=2, enc_size=5, dec_size=6, z_size=3, embed_size=4,
+            lang_size=3, align_size=5, vocab_size=8, canvas_init=-1.0)
+# three captions of 4, 2 and 1 words, padded with <NULL> = 0
+WORDS = np.array([[4, 5, 6, 7], [4, 6, 0, 0], [7, 0, 0, 0]])
+
+
+def tiny_model(align=True, seed=0, **overrides):
+    """A float64 model whose parameters are all random and non-zero (biases and start states too)."""
+    config = ad.default_config(**dict(TINY, align=align, **overrides))
+    rng = np.random.default_rng(seed)
+    params = ad.init_params(config, rng, np.float64)
+    for name in params:
+        params[name] = params[name] + 0.5 * rng.standard_normal(params[name].shape)
+    x = (rng.random((len(WORDS), config["height"], config["width"])) < 0.5).astype(np.float64)
+    return config, params, {"x": x, "words": WORDS, "mask": WORDS != 0}
+
+
+@pytest.mark.parametrize("align", [True, False], ids=["alignment", "mean-of-words"])
+def test_whole_model_gradient_check(align):
+    """Every parameter, through T steps of read, inference, prior, KL, alignment, generator and write,
+    and back through the bidirectional caption encoder. The noise is fixed (check_model re-seeds the rng
+    before every call). h = 1e-5: the loss is ~ 60 nats, so h = 1e-6 leaves round-off of ~1e-10 / 1e-6 on
+    gradients of ~1e-4, which alone reaches 1e-6; the O(h^2) error at 1e-5 is far below that."""
+    config, params, batch = tiny_model(align)
+    errors = check_model(functools.partial(ad.loss, config=config), params, batch, seed=3, h=1e-5)
+    assert set(errors) == set(params)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < TOLERANCE, f"gradient of {worst}: relative error {errors[worst]:.2e}"
+
+
+def test_one_step_model_uses_the_standard_normal_prior():
+    """P(Z_1) = N(0, I): with T = 1 the learned prior is never used, so its gradient is exactly zero,
+    and the KL is DRAW's KL(q || N(0, I))."""
+    config, params, batch = tiny_model(T=1)
+    _, grads = ad.loss(params, batch, np.random.default_rng(0), config)
+    for name in ("prior_mu_W", "prior_mu_b", "prior_ls_W", "prior_ls_b"):
+        assert not grads[name].any()
+    assert grads["mu_W"].any() and grads["align_W"].any()
+
+
+@pytest.mark.parametrize("name", ["aligndraw_prior", "gaussian_kl"])
+def test_new_layers_gradients(name):
+    errors = check_case(name, seed=5)
+    assert max(errors.values()) < TOLERANCE, errors
+
+
+def test_gaussian_kl_values():
+    zero = np.zeros((1, 1))
+    # KL(N(1, 2^2) || N(0, 1)) = 0.5 (4 + 1 - 1 - log 4) = 2 - log 2
+    kl, _ = ad.gaussian_kl_forward(np.ones((1, 1)), np.full((1, 1), np.log(2.0)), zero, zero)
+    assert kl[0] == pytest.approx(2 - np.log(2), rel=1e-12)
+    # KL(N(0, 1) || N(3, e^2)) = 1 + (1 + 9) / (2 e^2) - 1/2
+    kl, _ = ad.gaussian_kl_forward(zero, zero, np.full((1, 1), 3.0), np.ones((1, 1)))
+    assert kl[0] == pytest.approx(1 + 10 / (2 * np.e ** 2) - 0.5, rel=1e-12)
+    # zero when the two are the same, and a sum over the last axis
+    rng = np.random.default_rng(0)
+    mu, ls = rng.standard_normal((4, 6)), rng.standard_normal((4, 6))
+    kl, _ = ad.gaussian_kl_forward(mu, ls, mu, ls)
+    np.testing.assert_allclose(kl, 0, atol=1e-12)
+
+
+def test_alignment_sums_to_one_over_real_words_and_ignores_padding():
+    config, params, batch = tiny_model()
+    eps = np.random.default_rng(1).standard_normal((config["T"], len(WORDS), config["z_size"]))
+    (_, parts), _ = ad.forward(params, batch["x"], batch["words"], batch["mask"], eps, config)
+    alphas = parts["alphas"]                                  # (T, Bt, L)
+    assert alphas.shape == (config["T"],) + WORDS.shape
+    np.testing.assert_allclose(alphas.sum(axis=2), 1, rtol=1e-12)
+    assert np.all(alphas[:, WORDS == 0] == 0)                # exactly zero, not small
+    assert np.all(alphas[:, WORDS != 0] > 0)
+    assert np.all(alphas[:, 2, 0] == 1)                       # a one-word caption: all weight on it
+    # the weights move with the generator state: not the same at every step
+    assert np.abs(alphas[1:, 0] - alphas[:1, 0]).max() > 1e-6
+
+
+@pytest.mark.parametrize("align", [True, False], ids=["alignment", "mean-of-words"])
+def test_extra_padding_changes_nothing(align):
+    """The caption encoder reverses each caption within its own length and the alignment (or the mean)
+    skips padding: more <NULL>s at the end must not change the bound or the gradients."""
+    config, params, batch = tiny_model(align)
+    padded = dict(batch, words=np.pad(WORDS, ((0, 0), (0, 3))))
+    padded["mask"] = padded["words"] != 0
+    loss1, grads1 = ad.loss(params, batch, np.random.default_rng(4), config)
+    loss2, grads2 = ad.loss(params, padded, np.random.default_rng(4), config)
+    assert loss1 == pytest.approx(loss2, rel=1e-12)
+    for name in grads1:
+        np.testing.assert_allclose(grads1[name], grads2[name], rtol=1e-9, atol=1e-12, err_msg=name)
+
+
+def test_the_caption_changes_the_bound():
+    """The generator reads the caption: the same images with other captions get another bound."""
+    config, params, batch = tiny_model()
+    other = dict(batch, words=np.array([[5, 4, 7, 6], [7, 5, 0, 0], [4, 0, 0, 0]]))
+    a, _ = ad.loss(params, batch, np.random.default_rng(4), config)
+    b, _ = ad.loss(params, other, np.random.default_rng(4), config)
+    assert abs(a - b) > 1e-6
+
+
+def test_generate_shapes_and_history():
+    config, params, batch = tiny_model()
+    images, history = ad.generate(params, batch["words"], batch["mask"], config, np.random.default_rng(0), record=True)
+    assert images.shape == (3, 5, 6) and np.all((images > 0) & (images < 1))
+    assert len(history) == config["T"]
+    np.testing.assert_allclose(history[-1]["canvas"], images)
+    for step in history:
+        np.testing.assert_allclose(step["alpha"].sum(axis=1), 1)
+        assert np.all(step["alpha"][WORDS == 0] == 0)
+        assert set(step["window"]) >= {"gx", "gy", "delta"}
+    again = ad.generate(params, batch["words"], batch["mask"], config, np.random.default_rng(0))
+    np.testing.assert_array_equal(images, again)
+
+
+def test_canvas_starts_black():
+    """sigmoid(canvas0) ~ 0: the empty canvas is black like the background, not grey (sigmoid(0) = 0.5)."""
+    config = ad.default_config(vocab_size=10)
+    params = ad.init_params(config, np.random.default_rng(0))
+    assert params["canvas0"].shape == (60, 60)
+    assert np.all(1 / (1 + np.exp(-params["canvas0"])) < 0.01)
+
+
+def test_encode_words_and_unknown_words():
+    vocab = Vocabulary.build(["the digit three is at the top of the digit one"])
+    ids, mask = ad.encode_words(["the digit one", "the digit three is at the top"], vocab)
+    assert ids.shape == (2, 7) and mask.sum(axis=1).tolist() == [3, 7]
+    assert vocab.decode(ids[0][mask[0]]) == "the digit one"
+    with pytest.raises(MinicapError) as err:
+        ad.encode_words(["the digit seven is on the left of the digit one"], vocab)
+    message = str(err.value)
+    for word in ("'seven'", "'left'", "'on'"):                # every unknown word is named ...
+        assert word in message
+    assert "three" in message and "top" in message           # ... and the vocabulary listed
+    with pytest.raises(MinicapError):
+        ad.encode_words(["..."], vocab)
+
+
+def test_train_step_learns_a_little():
+    """A few Adam steps on a tiny captioned-MNIST stream lower the bound of a fixed held-out batch."""
+    from minicap.data import make_captioned_mnist
+    from minicap.optim import make_optimizer
+    from minicap.train import Run
+    data = make_captioned_mnist("train", n=64, seed=0)
+    vocab = Vocabulary.build(data.captions)
+    words, mask = ad.encode_words(data.captions, vocab)
+    config = ad.default_config(vocab_size=len(vocab), T=4, enc_size=16, dec_size=16, z_size=4, embed_size=8,
+                               lang_size=8, align_size=8)
+    run = Run(kind="aligndraw", config=config, params=ad.init_params(config, np.random.default_rng(0)),
+              optimizer=make_optimizer("adam", lr=1e-2), rng=np.random.default_rng(1))
+    _, x, val_words, val_mask = ad.held_out_set("val", 32, vocab)
+
+    def held_out_bound():
+        return ad.bound(run.params, x, val_words, val_mask, config, np.random.default_rng(2)).mean()
+
+    before = held_out_bound()
+    step = ad.make_train_step(config, data.images, words, mask, batch_size=16)
+    for _ in range(25):
+        _, grads = step(run)
+        run.optimizer.step(run.params, grads)
+    assert held_out_bound() < 0.8 * before
+
+
+# --- the command line -------------------------------------------------------------------------------
+def _cli(*args, cwd):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "minicap", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("aligndraw") / "run"
+    result = _cli("train", "aligndraw", "--out", out, "--steps", 4, "--T", 2, "--enc", 8, "--dec", 8, "--z", 4,
+                  "--train-size", 32, "--val-size", 8, "--eval-every", 2, cwd=out.parent)
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+def test_cli_train_writes_checkpoints_and_bounds(tiny_run):
+    out, result = tiny_run
+    assert (out / "last.npz").exists() and (out / "best.npz").exists()
+    assert "test bound" in result.stdout and "novel bound" in result.stdout
+    again = _cli("train", "aligndraw", "--out", out, "--steps", 4, cwd=out.parent)
+    assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def test_cli_generate_png_and_gif(tiny_run):
+    from PIL import Image
+    out, _ = tiny_run
+    result = _cli("generate", out, "the digit 3 is at the top of the digit one", "the digit seven is at the top "
+                  "left of the image", "--n", 3, "--out", out / "g.png", "--gif", out / "g.gif", "--seed", 1,
+                  cwd=out.parent)
+    assert result.returncode == 0, result.stderr
+    assert Image.open(out / "g.png").size[0] > 3 * 60
+    gif = Image.open(out / "g.gif")
+    assert gif.n_frames == 2                                   # one frame per drawing step (T = 2)
+
+
+def test_cli_generate_unknown_words_and_missing_caption(tiny_run):
+    out, _ = tiny_run
+    result = _cli("generate", out, "a cat is at the top", "--out", out / "x.png", cwd=out.parent)
+    assert result.returncode == 2
+    assert "'a'" in result.stderr and "'cat'" in result.stderr and "digit" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = _cli("generate", out, "--out", out / "x.png", cwd=out.parent)
+    assert result.returncode == 2 and "caption" in result.stderr and "Traceback" not in result.stderr
