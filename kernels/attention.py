@@ -1,24 +1,24 @@
 """Numba twins of the soft attention step in minicap/nn/attention.py: same signatures, same results.
 
-    e_i   = w^T tanh(a_proj_i + Wh h)        hidden = tanh(a_proj + h Wh)       (N, L, A)
-    alpha = softmax_i(e)   (-inf where mask == 0)
-    c     = sum_i alpha_i a_i                 beta = sigmoid(h W_beta + b_beta);   z = beta c
+    hidden = tanh(a_proj + h Wh)   (N, L, A)        e = hidden w   (N, L)
+    alpha  = softmax_i(e)          (-inf where mask == 0, so exactly 0 weight there)
+    c      = sum_i alpha_i a_i     beta = sigmoid(h W_beta + b_beta);   z = beta c
 
 Where the time goes, at the benchmark size (N=32, L=196, D=512, A=256): every step reads the
-annotations a (N, L, D) twice (context forward, dalpha backward) and writes da (N, L, D) once, and
-reads/writes the (N, L, A) hidden activations three or four times. These are memory-bound passes over
-megabytes; the matrix products (h Wh and its gradients) are small. So the kernels fuse passes:
+annotations a (N, L, D) twice (context forward, dalpha backward) and reads or writes the (N, L, A)
+hidden activations several times. These are memory-bound passes over megabytes; the matrix products
+around them (h Wh and its gradients) are small. So the kernels fuse passes:
 
-  _softmax_context:  masked softmax of the scores and the context sum_i alpha_i a_i, one row n at a time
-  _attend_backward:  dalpha += dcontext . a_i, the softmax backward, and da = alpha_i dcontext, in one
-                     read of a
-  _scores_backward:  da_proj = de w (1 - hidden^2), its sum over locations (for dh and dWh) and the
-                     per-row part of dw, in one read of hidden
+  _scores            hidden = tanh(a_proj + h Wh) and e = hidden w in one pass (NumPy: add, tanh, matvec)
+  _softmax_context   the masked softmax of e and the context sum_i alpha_i a_i, one row n at a time
+  _attend_backward   g = dalpha + dcontext . a_i, the softmax backward de, and (if wanted) da = alpha_i
+                     dcontext, in one read of a
+  _scores_backward   da_proj = de w (1 - hidden^2), its sum over locations (for dh and dWh) and each
+                     row's part of dw, in one read of hidden
 
-The tanh over (N, L, A) and the scores e = hidden w stay with NumPy: np.tanh is hand-vectorised SIMD
-(2-3x faster per number than the best tanh Numba compiles here, see kernels/vmath.py) and hidden w is a
-BLAS matrix-vector product. Rows n are independent, so the kernels run them in parallel (prange); each
-row writes only its own slice (dw is summed from per-row parts after the loop: no shared accumulator).
+need_da=False (frozen CNN features) skips da, the largest array of the step. The loops over the batch
+are prange loops in which each row n writes only its own outputs (dw is summed from per-row parts
+after the loop: no shared accumulator), so they may run in parallel; PARALLEL says why they do not.
 
 The cache is the reference's tuple (a, h, Wh, w, W_beta, hidden, alpha, context, beta): a cache from
 either backend goes to either backward.
@@ -31,7 +31,11 @@ from numba import njit, prange
 from kernels import vmath
 from minicap.nn.basic import sigmoid
 
-PARALLEL = True  # see the module docstring
+# prange over the batch: off. Measured on the 2-core machine this was written on (shared, busy): each
+# call of a parallel kernel waited 10-20 ms for its worker thread to be scheduled, and BLAS's own two
+# threads compete for the same cores, so the numba backend ran ~2x slower with it than without (the
+# README's performance section). The loops are written for it: set True to try it on idle cores.
+PARALLEL = False
 
 # Reductions (sums, dot products) vectorise only if LLVM may reorder them ("reassoc"); "contract" lets it
 # fuse multiply-adds. Never the flags that assume no NaN/Inf ("nnan", "ninf"): masked scores are -inf.

@@ -6,9 +6,10 @@ Gates are stacked i, f, o, g along the last axis (4H wide), as in the reference:
     next_c = f prev_c + i g;   next_h = o tanh(next_c)
 
 What is fused, and what is left to BLAS. The matrix products (x Wx, prev_h Wh and their gradients) are
-the bulk of the FLOPs and stay with NumPy's BLAS. Everything around them - the bias, five nonlinearities,
-the cell update, the padding mask - is one pass of `_gates_forward` over (N, 4H) numbers instead of
-~30 NumPy passes, and the backward gate math is one pass of `_gates_backward`.
+the bulk of the FLOPs and stay with NumPy's BLAS. Everything around them - the bias, five nonlinearities
+(kernels.vmath's vectorised sigmoid and tanh), the cell update, the padding mask - is one call of
+`_gates_forward` over the (N, 4H) numbers instead of ~30 NumPy passes, and the backward gate math is
+one call of `_gates_backward`.
 
 The sequence twins (lstm_forward / lstm_backward) also reorder the matrix products, which the step-by-
 step reference cannot do:
@@ -21,9 +22,9 @@ Caches. The step twins return exactly the reference's cache tuple, so a step cac
 backend can go to either backward. The sequence twins keep a stacked cache (an LSTMSeqCache) that only
 this module's lstm_backward reads: pair lstm_forward and lstm_backward from the same backend.
 
-prange: the gate kernels do ~0.1 ms of work per step at the benchmark size; splitting it over two
-threads did not pay for waking the threads between two BLAS calls (see the note in kernels/__init__.py),
-so they run on one thread and BLAS gets both cores.
+Threads: the gate kernels do 0.1-0.5 ms of work per step at the benchmark size, between two BLAS calls
+that use both cores; they run on one thread (waking worker threads for so little work cost more than it
+saved in the attention kernels, see PARALLEL in kernels/attention.py).
 """
 from typing import NamedTuple
 

@@ -8,9 +8,10 @@ subtract, gather, multiply); the kernels make three in the forward pass (max; su
 log-probabilities) and one in the backward pass, each over one row of V scores at a time, which stays
 in the L1 cache. The exponentials use kernels.vmath (vectorised); the one log per row is math.log.
 
-The rows are independent, so both kernels split the batch over threads with prange; each row n
-writes only its own outputs (the per-row losses are summed after the loop, never accumulated across
-threads). The cache is the reference's (logp, y, m), so either backend's backward takes either cache.
+The rows are independent: the loops over the batch are prange loops in which each row n writes only
+its own outputs (the per-row losses are summed after the loop, never accumulated across threads), so
+they may run in parallel (PARALLEL, off by default as in kernels/attention.py). The cache is the
+reference's (logp, y, m), so either backend's backward takes either cache.
 """
 import math
 
@@ -19,7 +20,7 @@ from numba import njit, prange
 
 from kernels import vmath
 
-PARALLEL = True  # rows are independent; see the module docstring
+PARALLEL = False  # rows are independent, but threads did not pay here: see kernels/attention.py
 # "reassoc" lets the sums over a row vectorise; never "nnan"/"ninf" (kernels.vmath keeps its exact order).
 JIT = dict(cache=True, error_model="numpy", parallel=PARALLEL, fastmath={"reassoc", "contract"})
 

@@ -44,6 +44,8 @@ WORKLOADS = {
                             "V=1000; cross-entropy + doubly stochastic penalty; forward + backward"),
     "draw_step": ("minicap.models.draw:bench_step", "DRAW with filterbank attention, 28x28, B=64, T=16, read 2x2, "
                   "write 5x5, LSTMs 256, z 100; negative bound; forward + backward"),
+    "conv_encoder": ("minicap.models.encoder:bench_conv_encoder",
+                     "image encoder CNN (4 conv layers, 2 max-pools) on B=64 60x60 canvases; forward + backward"),
 }
 DTYPES = ("float32", "float64")
 
@@ -205,6 +207,9 @@ def configure(parser):
     parser.add_argument("--json", action="store_true",
                         help="print a JSON list of objects with keys workload, backend, dtype, median_s, peak_mb, "
                              "compile_s, min_s, repeat, loss")
+    parser.add_argument("--peer", metavar="FILE",
+                        help="the JSON list that torch_peer.py --json printed: add its median and the ratio "
+                             "numba / peer to the table (peer_median_s and peer_ratio in --json)")
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for the tests
 
 
@@ -215,6 +220,7 @@ def run(args):
     if args.repeat < 1:
         raise MinicapError(f"--repeat must be at least 1, got {args.repeat}")
     backends, dtypes = args.backend or list(backend.BACKENDS), args.dtype or list(DTYPES)
+    peer = load_peer(args.peer) if args.peer else {}
     results = []
     if not args.json:
         print(f"{'workload':<22}{'backend':<9}{'dtype':<9}{'median_ms':>11}{'min_ms':>10}{'peak_mb':>10}{'compile_s':>11}")
@@ -222,6 +228,9 @@ def run(args):
         for dtype in dtypes:
             for backend_name in backends:
                 result = measure(name, backend_name, dtype, repeat=args.repeat, quick=args.quick)
+                if (name, dtype) in peer:
+                    result["peer_median_s"] = peer[(name, dtype)]
+                    result["peer_ratio"] = result["median_s"] / peer[(name, dtype)]
                 results.append(result)
                 if not args.json:
                     print(f"{name:<22}{backend_name:<9}{dtype:<9}{result['median_s'] * 1e3:>11.2f}"
@@ -230,14 +239,39 @@ def run(args):
     if args.json:
         print(json.dumps(results, indent=1))
     else:
-        _print_speedups(results)
+        _print_ratios(results)
     return 0
 
 
-def _print_speedups(results):
-    by_key = {(r["workload"], r["dtype"], r["backend"]): r["median_s"] for r in results}
-    lines = [f"  {w:<22}{d:<9} numpy / numba = {by_key[(w, d, 'numpy')] / by_key[(w, d, 'numba')]:.2f}x"
-             for (w, d, b) in by_key if b == "numba" and (w, d, "numpy") in by_key]
+# torch_peer.py calls the soft-attention workload by its long name
+PEER_NAMES = {"soft_attention_captioner_step": "soft_attention_step"}
+
+
+def load_peer(path):
+    """{(workload, dtype): median_s} from the JSON list torch_peer.py --json prints."""
+    try:
+        with open(path) as f:
+            records = json.load(f)
+        return {(PEER_NAMES.get(r["workload"], r["workload"]), r["dtype"]): float(r["median_s"]) for r in records}
+    except FileNotFoundError:
+        raise MinicapError(f"--peer: no file {path}; write it with torch_peer.py --json > {path}") from None
+    except (ValueError, TypeError, KeyError) as err:
+        raise MinicapError(f"--peer: {path} is not the JSON list torch_peer.py --json prints ({err})") from None
+
+
+def _print_ratios(results):
+    by_key = {(r["workload"], r["dtype"], r["backend"]): r for r in results}
+    lines = []
+    for (w, d, b), r in by_key.items():
+        if b != "numba":
+            continue
+        parts = []
+        if (w, d, "numpy") in by_key:
+            parts.append(f"numpy / numba = {by_key[(w, d, 'numpy')]['median_s'] / r['median_s']:.2f}x")
+        if "peer_ratio" in r:
+            parts.append(f"numba / peer = {r['peer_ratio']:.2f} (peer {r['peer_median_s'] * 1e3:.1f} ms)")
+        if parts:
+            lines.append(f"  {w:<22}{d:<9} " + ",  ".join(parts))
     if lines:
-        print("speed-up of the numba backend:")
+        print("ratios:")
         print("\n".join(lines))

@@ -236,11 +236,12 @@ def test_parity_without_jit():
     assert " passed" in result.stdout and "failed" not in result.stdout
 
 
-# --- caching of the parallel kernels --------------------------------------------------------------------
-def test_cached_parallel_kernels_load_and_agree_in_a_fresh_process(tmp_path):
-    """DESIGN.md: caching parallel kernels has crashed elsewhere. Compile into an empty cache in one
-    process, load from it in a second, and check the second process hit the cache and got the same
-    numbers."""
+# --- caching ---------------------------------------------------------------------------------------------
+def test_cached_kernels_load_and_agree_in_a_fresh_process(tmp_path):
+    """Compile into an empty cache in one process, load from it in a second, and check the second process
+    hit the cache and got the same numbers. (DESIGN.md: caching *parallel* kernels has crashed elsewhere;
+    the attention and softmax kernels are written with prange, so flipping their PARALLEL flag on puts
+    exactly that case under this test.)"""
     script = f"""
 import sys, numpy as np
 sys.path.insert(0, {str(ROOT)!r})
