@@ -23,6 +23,7 @@ COMMANDS = [
     (("sample",), "minicap.models.charrnn_cli", "generate text from a `train charrnn` checkpoint"),
     (("train", "draw"), "minicap.models.draw_cli", "train DRAW (recurrent VAE, filterbank attention) on MNIST digits"),
     (("train", "aligndraw"), "minicap.models.aligndraw_cli", "train alignDRAW (caption-to-image, attention over words) on captioned MNIST"),
+    (("roundtrip",), "minicap.models.aligndraw_cli", "draw images for captions with alignDRAW, caption them with a captioner, count matches"),
     (("generate",), "minicap.generate_cli", "draw images with a DRAW (or alignDRAW) checkpoint: PNG grid, GIF"),
     (("train", "captioner"), "minicap.models.captioner_cli", "train a Show, Attend and Tell captioner (baseline, soft or hard attention) on captioned MNIST"),
     (("caption",), "minicap.models.captioner_cli", "caption images with a captioner checkpoint; optional per-word attention figure"),

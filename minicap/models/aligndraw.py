@@ -53,7 +53,7 @@ Functions:
 """
 import numpy as np
 
-from minicap import nn
+from minicap import backend, nn
 from minicap.data.vocab import NULL
 from minicap.errors import MinicapError
 from minicap.models import draw
@@ -216,7 +216,8 @@ def mean_words_forward(h_lang, mask):
 
 def align_step(params, h_lang, a_proj, mask, h_gen_prev):
     """s_t and alpha^t from the previous generator state: ((Bt, 2H), (Bt, L)), and the cache."""
-    return nn.soft_attention_forward(h_lang, a_proj, h_gen_prev, params["align_W"], params["align_v"], mask=mask)
+    attend = backend.get("soft_attention_forward")       # minicap.nn.soft_attention_forward or its twin
+    return attend(h_lang, a_proj, h_gen_prev, params["align_W"], params["align_v"], mask=mask)
 
 
 # --- the whole model -------------------------------------------------------------------------------
@@ -233,7 +234,7 @@ def forward(params, x, words, mask, eps, config):
     Returns (loss, parts) and the cache: loss = batch mean of L^x + L^z (nats per image),
     parts = {"recon": mean L^x, "kl": mean L^z, "bound": (Bt,) L^x + L^z, "alphas": (T, Bt, L)}.
     """
-    lstm_step, _ = draw._lstm_step()
+    lstm_step = backend.get("lstm_step_forward")
     dtype = params["enc_Wh"].dtype
     Bt, T = x.shape[0], eps.shape[0]
     x = x.astype(dtype, copy=False)
@@ -283,7 +284,7 @@ def forward(params, x, words, mask, eps, config):
 def backward(cache):
     """Gradients of forward's loss with respect to every parameter (a dict like params)."""
     params, steps, nll_cache, enc_caption_cache, h_lang, mean_weights, config = cache
-    _, lstm_step_backward = draw._lstm_step()
+    lstm_step_backward = backend.get("lstm_step_backward")
     Z, R = config["z_size"], draw.read_size(config)
     Bt = nll_cache[1].shape[0]
     dnll = np.full(Bt, 1.0 / Bt, dtype=nll_cache[0].dtype)        # loss = mean over the batch
@@ -313,7 +314,8 @@ def backward(cache):
         dz, ds = dinput[:, :Z], dinput[:, Z:]
         # the sentence context s_t chose its words with h_gen_{t-1}
         if align_cache is not None:
-            dh_l, dap, dh_align, dW, dv = nn.soft_attention_backward(ds, np.zeros_like(h_lang[:, :, 0]), align_cache)
+            dh_l, dap, dh_align, dW, dv = backend.get("soft_attention_backward")(
+                ds, np.zeros_like(h_lang[:, :, 0]), align_cache)
             dh_lang = dh_lang + dh_l
             da_proj = dap if da_proj is None else da_proj + dap
             dh_dec = dh_dec + dh_align
@@ -384,7 +386,7 @@ def generate(params, words, mask, config, rng, record=False):
     also returns a list of T dicts {"canvas": sigmoid(c_t) (N, B, A), "alpha": (N, L) the alignment
     (None without it), "window": the write window (dict of (N,) arrays)}.
     """
-    lstm_step, _ = draw._lstm_step()
+    lstm_step = backend.get("lstm_step_forward")
     dtype = params["dec_Wh"].dtype
     N = words.shape[0]
     (h_lang, a_proj), _ = encode_caption_forward(params, words, mask, config)

@@ -25,6 +25,10 @@ DEFAULTS = dict(steps=4000, batch=64, lr=1e-3, clip=10.0, train_size=10000, val_
 
 
 def configure(parser):
+    if parser.prog.split()[-1] == "roundtrip":
+        parser.set_defaults(_aligndraw_command="roundtrip")
+        return configure_roundtrip(parser)
+    parser.set_defaults(_aligndraw_command="train")
     parser.add_argument("--data", choices=("mnist-captions",), default="mnist-captions",
                         help="the captioned-MNIST images generated from the shipped MNIST digits (the only choice)")
     parser.add_argument("--out", type=Path, default=Path("runs/aligndraw"),
@@ -86,6 +90,12 @@ def model_config(config):
 
 
 def run(args):
+    if args._aligndraw_command == "roundtrip":
+        return run_roundtrip(args)
+    return run_train(args)
+
+
+def run_train(args):
     from minicap.data import Vocabulary, make_captioned_mnist
     from minicap.models import aligndraw as ad
     from minicap.optim import make_optimizer
@@ -214,6 +224,76 @@ def round_trip(path, caption_images, split="test", n=500, seed=0, only_seen=True
     captions = list(caption_images(images))
     return dict(accuracy=caption_accuracy(captions, data), n=len(data), n_prompts=n_prompts, captions=captions,
                 data=data, images=images)
+
+
+def captioner_function(path, beam_size=1):
+    """caption_images(images (N, 60, 60) in [0, 1]) -> N captions, with a `minicap train captioner`
+    checkpoint (its frozen encoder, then greedy or beam decoding)."""
+    from minicap.models.captioner import generate
+    from minicap.models.captioner_cli import load_captioner
+    from minicap.models.encoder import encode
+    params, config, vocab, encoder, _ = load_captioner(path)
+
+    def caption_images(images, batch_size=250):
+        out = []
+        for s in range(0, len(images), batch_size):
+            hyps = generate(params, config, encode(images[s:s + batch_size], encoder), beam_size=beam_size)
+            out.extend(vocab.decode(h.tokens) for h in hyps)
+        return out
+    return caption_images
+
+
+def configure_roundtrip(parser):
+    parser.add_argument("checkpoint", type=Path, help="a `minicap train aligndraw` checkpoint (or its --out folder)")
+    parser.add_argument("--captioner", type=Path, required=True,
+                        help="a `minicap train captioner --attention soft` checkpoint (or its folder) that captions "
+                             "the drawings")
+    parser.add_argument("--split", choices=("test", "novel", "both"), default="both",
+                        help="prompts from the test split (combinations seen in training) or the novel split "
+                             "(held-out digit/position combinations); default both")
+    parser.add_argument("--n", type=int, default=500, help="prompts per split (default 500)")
+    parser.add_argument("--beam", type=int, default=1, help="the captioner's beam width (default 1: greedy)")
+    parser.add_argument("--no-bound", action="store_true", help="skip the bound of the split's own images")
+    parser.add_argument("--png", type=Path, default=None,
+                        help="also draw the first 16 prompts' images with the captions the captioner gave them")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--seed", type=int, default=0, help="random seed of the drawings (default 0)")
+
+
+def run_roundtrip(args):
+    """Bound and round-trip accuracy of an alignDRAW checkpoint on the test and/or novel split."""
+    import json
+    if args.n < 1 or args.beam < 1:
+        raise MinicapError("--n and --beam must be at least 1")
+    caption_images = captioner_function(args.captioner, args.beam)
+    splits = ("test", "novel") if args.split == "both" else (args.split,)
+    report = {"checkpoint": str(_resolve(args.checkpoint)), "captioner": str(args.captioner), "beam": args.beam}
+    rows = []
+    for split in splits:
+        result = round_trip(args.checkpoint, caption_images, split=split, n=args.n, only_seen=(split == "test"),
+                            rng_seed=args.seed)
+        report[f"{split}_round_trip_accuracy"] = result["accuracy"]
+        report[f"{split}_prompts"] = result["n"]
+        # the captioner on the split's real images: the ceiling the drawings are judged against
+        report[f"{split}_captioner_accuracy_on_real_images"] = _accuracy_on(caption_images, result["data"])
+        if not args.no_bound:
+            report[f"{split}_bound"] = test_bounds(args.checkpoint, n=args.n, splits=(split,))[split]
+        rows.append((split, result))
+    if args.png is not None:
+        save_caption_grid([(f"{split}: {d.captions[i]}  ->  {r['captions'][i]}", r["images"][i:i + 1])
+                           for split, r in rows for d in [r["data"]] for i in range(min(8, r["n"]))],
+                          args.png, scale=1)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for key, value in report.items():
+        print(f"{key:42s} {value:.4f}" if isinstance(value, float) else f"{key:42s} {value}")
+    return 0
+
+
+def _accuracy_on(caption_images, data):
+    from minicap.data import caption_accuracy
+    return caption_accuracy(caption_images(data.images), data)
 
 
 # --- minicap generate, for an alignDRAW checkpoint -------------------------------------------------
