@@ -11,7 +11,7 @@ from minicap.gradcheck import check_model, numerical_gradient, rel_error
 from minicap.models import captioner as C
 from minicap.models import hard_attention as HA
 
-N, L, D, V = 3, 5, 4, 8
+N, L, D, V = 3, 4, 4, 8   # L = 4: a 2x2 grid of locations
 CAPTIONS = np.array([[1, 4, 5, 6, 2, 0],     # <START> w w w <END> <NULL>: padded
                      [1, 3, 3, 2, 0, 0],
                      [1, 6, 5, 4, 7, 2]])
@@ -21,8 +21,8 @@ def tiny_model(attention, seed=0, **overrides):
     """A float64 model with random non-zero biases (a zero bias can hide a wrong bias gradient)."""
     rng = np.random.default_rng(seed)
     config = C.CaptionerConfig(**dict(dict(attention=attention, embed=3, hidden=4, attention_size=3,
-                                           dropout=0.3), **overrides))
-    params = C.init_params(config, V, D, rng, np.float64)
+                                           dropout=0.3, feature_scale=0.5), **overrides))
+    params = C.init_params(config, V, D, rng, np.float64, locations=L)
     params = {k: v + 0.2 * rng.standard_normal(v.shape) for k, v in params.items()}
     return config, params
 
@@ -41,6 +41,8 @@ def numpy_backend():
 @pytest.mark.parametrize("attention, overrides", [
     ("none", {}),
     ("none", {"image_every_step": False}),
+    ("none", {"image_feature": "flat"}),
+    ("none", {"image_feature": "flat", "image_every_step": False}),
     ("soft", {}),                                   # beta gate, penalty, dropout
     ("soft", {"gate": False, "deep_tanh": False}),
     ("soft", {"penalty": 3.0, "dropout": 0.0}),
@@ -86,6 +88,20 @@ def test_penalty_is_lambda_times_the_doubly_stochastic_term():
     assert C.loss(params, batch, None, config)[0] == pytest.approx(plain + config.penalty * by_hand, rel=1e-12)
 
 
+def test_annotations_are_scaled_features_plus_grid_coordinates():
+    coords = C.location_coordinates(64)
+    np.testing.assert_allclose(coords[[0, 7, 8, 63]], [[-1, -1], [-1, 1], [-1 + 2 / 7, -1], [1, 1]], rtol=1e-6)
+    with pytest.raises(ValueError, match="square grid"):
+        C.location_coordinates(5)
+    config = C.CaptionerConfig(feature_scale=0.25)
+    features = np.ones((2, 4, 3), np.float32)
+    a = C.annotations(config, features)
+    assert a.shape == (2, 4, 5) and a.dtype == np.float32
+    np.testing.assert_array_equal(a[1, :, :3], 0.25)
+    np.testing.assert_array_equal(a[1, :, 3:], [[-1, -1], [-1, 1], [1, -1], [1, 1]])
+    assert C.annotations(C.CaptionerConfig(coordinates=False), features).shape == (2, 4, 3)
+
+
 # --- hard attention ----------------------------------------------------------------------------
 def test_hard_model_gradients_for_fixed_locations():
     """With the locations s given, log p(y|s,a), the penalty and the entropy bonus are differentiable
@@ -120,8 +136,8 @@ def test_hard_model_with_expected_context_is_the_soft_model():
 def reinforce_setup():
     rng = np.random.default_rng(0)
     config = C.CaptionerConfig(attention="hard", embed=3, hidden=4, attention_size=3, dropout=0.0, penalty=0.0,
-                               reward_weight=1.0, entropy_weight=0.0, sample_prob=1.0)
-    params = C.init_params(config, 6, 3, rng, np.float64)
+                               reward_weight=1.0, entropy_weight=0.0, sample_prob=1.0, coordinates=False)
+    params = C.init_params(config, 6, 3, rng, np.float64)   # L = 3 locations (no grid coordinates)
     params = {k: v + 0.5 * rng.standard_normal(v.shape) for k, v in params.items()}
     features = 2 * rng.standard_normal((2, 3, 3))                # N = 2 images, L = 3 locations
     captions = np.array([[1, 4, 5, 2], [1, 3, 2, 0]])            # T = 3 steps: 3^3 = 27 location sequences

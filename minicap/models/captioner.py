@@ -1,9 +1,12 @@
 """Show, Attend and Tell (Xu et al. 2015): an LSTM that captions an image from its annotation vectors.
 
-The frozen encoder turns an image into L annotation vectors a_1..a_L (one per image location, D
-numbers each). The decoder writes the caption one word at a time. Three models share it:
+The frozen encoder turns an image into L CNN feature vectors, one per image location. The decoder
+attends over the annotation vectors a_i = [s * features_i ; (row_i, col_i)]: the features scaled by
+a constant s to about unit size, plus the location's grid coordinates in [-1, 1] (a CNN says WHAT it
+sees at a location, hardly WHERE; the coordinates let a glimpse say where it looked). D counts both.
+The decoder writes the caption one word at a time. Three models share it:
 
-    none  (baseline)  no attention: z_t = mean_i a_i, the same image summary at every step
+    none  (baseline)  no attention: z_t = g, the same global image vector at every step
                       (with image_every_step=False the image only initialises the LSTM: z_t is empty)
     soft              z_t = beta_t sum_i alpha_ti a_i, the expected annotation under the attention
     hard              z_t = beta_t a_{s_t}, one location s_t ~ Multinoulli(alpha_t)  (hard_attention.py)
@@ -17,9 +20,10 @@ One decoder step, from the previous word y_{t-1} and state (h_{t-1}, c_{t-1}):
     h_t, c_t   = LSTM([x_t; z_t], h_{t-1}, c_{t-1})
     p(y_t)     = softmax(Lo tanh(x_t + Lh dropout(h_t) + Lz z_t) + bo)   the deep output layer
 
-The state starts from the image: abar = mean_i a_i, m = relu(abar W_init + b_init),
-h_0 = tanh(m W_h0 + b_h0), c_0 = tanh(m W_c0 + b_c0) (a 2-layer MLP each, as in the authors' code).
-Wa a_i + b_a does not depend on t, so it is computed once per image (a_proj).
+The state starts from the image: g = mean_i a_i (or, image_feature="flat", g = W_img [a_1; ..; a_L]
++ b_img, which keeps the layout), m = relu(g W_init + b_init), h_0 = tanh(m W_h0 + b_h0),
+c_0 = tanh(m W_c0 + b_c0) (a 2-layer MLP each, as in the authors' code). Wa a_i + b_a does not
+depend on t, so it is computed once per image (a_proj).
 
 Training loss of the soft model (the baseline has no penalty):
 
@@ -64,10 +68,16 @@ class CaptionerConfig:
     sample_prob: float = 0.5         # hard: a minibatch samples locations with this probability,
                                      #       else it trains on the expected context (as soft)
     baseline_decay: float = 0.9      # hard: b <- decay b + (1 - decay) mean log p(y|s, a)
+    feature_scale: float = 1.0       # the CNN features are multiplied by this (set from the training data)
+    coordinates: bool = True         # append each location's (row, col) in [-1, 1] to its annotation
+    image_feature: str = "mean"      # the global image vector g: "mean" mean_i a_i (the paper), or "flat"
+                                     # a learned projection of all L annotations (keeps the layout)
 
     def __post_init__(self):
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS}, got {self.attention!r}")
+        if self.image_feature not in ("mean", "flat"):
+            raise ValueError(f"image_feature must be 'mean' or 'flat', got {self.image_feature!r}")
 
     def to_dict(self):
         return asdict(self)
@@ -78,31 +88,64 @@ class CaptionerConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def annotation_size(config, feature_size):
+    """D: the CNN's feature size, plus 2 with the location coordinates."""
+    return feature_size + 2 * config.coordinates
+
+
 def context_size(config, D):
     """Width of z_t: D, or 0 for a baseline whose image only initialises the LSTM."""
     return 0 if config.attention == "none" and not config.image_every_step else D
 
 
+def location_coordinates(L, dtype=np.float32):
+    """(L, 2): the (row, col) of each location of a square g x g grid (l = g row + col), scaled to [-1, 1].
+
+    A CNN is translation-equivariant: the feature vector of a digit says WHAT it is, hardly WHERE.
+    Appended to the annotation vectors, the coordinates let the context z_t tell the decoder where
+    it looked ("top left", "on the right of")."""
+    g = int(round(np.sqrt(L)))
+    if g * g != L:
+        raise ValueError(f"location coordinates need a square grid of locations, got L = {L}")
+    r, c = np.divmod(np.arange(L), g)
+    return (np.stack([r, c], axis=1) * (2 / max(g - 1, 1)) - 1).astype(dtype)
+
+
+def annotations(config, features):
+    """The annotation vectors the decoder attends over: features (N, L, D_cnn) -> a (N, L, D).
+
+    a_i = [feature_scale * CNN features at i ; (row_i, col_i)]: the scale brings the features to
+    about unit size (so tanh and sigmoid units do not start saturated)."""
+    a = features * np.asarray(config.feature_scale, features.dtype)
+    if config.coordinates:
+        coords = np.broadcast_to(location_coordinates(a.shape[1], a.dtype), a.shape[:2] + (2,))
+        a = np.concatenate([a, coords], axis=2)
+    return a
+
+
 # --- parameters ---------------------------------------------------------------------------------
-def init_params(config, vocab_size, feature_size, rng, dtype=np.float32):
+def init_params(config, vocab_size, feature_size, rng, dtype=np.float32, locations=None):
     """Random initial parameters: weights ~ N(0, 1/fan_in), biases 0 (LSTM forget gate 1).
 
-    vocab_size V, feature_size D. Returns a flat dict of arrays (shapes in the comments).
+    vocab_size V, feature_size: the CNN's (D adds the coordinates); locations L: needed only for
+    image_feature="flat". Returns a flat dict of arrays (shapes in the comments).
     """
-    V, D, E, H, A = vocab_size, feature_size, config.embed, config.hidden, config.attention_size
+    V, D, E, H, A = vocab_size, annotation_size(config, feature_size), config.embed, config.hidden, config.attention_size
     Dz = context_size(config, D)
 
     def w(*shape):
         return (rng.standard_normal(shape) / np.sqrt(shape[0])).astype(dtype)
 
     p = {"W_embed": (rng.standard_normal((V, E)) * 0.1).astype(dtype),          # (V, E)
-         "W_init": w(D, D), "b_init": np.zeros(D, dtype),                        # abar -> m
+         "W_init": w(D, D), "b_init": np.zeros(D, dtype),                        # g -> m
          "W_h0": w(D, H), "b_h0": np.zeros(H, dtype),                            # m -> h_0
          "W_c0": w(D, H), "b_c0": np.zeros(H, dtype),                            # m -> c_0
          "Wx": w(E + Dz, 4 * H), "Wh": w(H, 4 * H), "b": np.zeros(4 * H, dtype),  # LSTM
          "Lh": w(H, E), "Lo": w(E, V), "bo": np.zeros(V, dtype)}                  # deep output
     if Dz:
         p["Lz"] = w(Dz, E)
+    if config.image_feature == "flat":
+        p.update({"W_img": w(locations * D, D), "b_img": np.zeros(D, dtype)})  # all a_i -> g
     p["b"][H:2 * H] = 1  # forget gate bias 1: remember by default
     if config.attention != "none":
         p.update({"W_att": w(D, A), "b_att": np.zeros(A, dtype),   # a_proj = a W_att + b_att
@@ -114,28 +157,37 @@ def init_params(config, vocab_size, feature_size, rng, dtype=np.float32):
 
 # --- from the image to the initial state ----------------------------------------------------------
 def image_forward(params, config, features):
-    """features a: (N, L, D) -> the per-image arrays the decoder needs, as a dict:
-    h, c (N, H) the initial state; a (N, L, D); abar (N, D); a_proj (N, L, A) with attention."""
-    abar = features.mean(axis=1)
-    m, cache_m = affine_forward(abar, params["W_init"], params["b_init"])
+    """CNN features (N, L, D_cnn) -> the per-image arrays the decoder needs, as a dict:
+    h, c (N, H) the initial state; a (N, L, D) the annotations; g (N, D) the global image vector;
+    a_proj (N, L, A) with attention."""
+    features = annotations(config, features)
+    cache_g = None
+    if config.image_feature == "flat":
+        g, cache_g = affine_forward(features.reshape(len(features), -1), params["W_img"], params["b_img"])
+    else:
+        g = features.mean(axis=1)
+    m, cache_m = affine_forward(g, params["W_init"], params["b_init"])
     m, cache_relu = relu_forward(m)
     h0, cache_h = affine_forward(m, params["W_h0"], params["b_h0"])
     h0, cache_th = tanh_forward(h0)
     c0, cache_c = affine_forward(m, params["W_c0"], params["b_c0"])
     c0, cache_tc = tanh_forward(c0)
-    image = {"h": h0, "c": c0, "a": features, "abar": abar}
-    cache = [cache_m, cache_relu, cache_h, cache_th, cache_c, cache_tc, None]
+    image = {"h": h0, "c": c0, "a": features, "g": g}
+    cache = [cache_g, cache_m, cache_relu, cache_h, cache_th, cache_c, cache_tc, None]
     if config.attention != "none":
         image["a_proj"], cache[-1] = temporal_affine_forward(features, params["W_att"], params["b_att"])
     return image, cache
 
 
-def image_backward(dh0, dc0, da_proj, cache, grads):
-    """Adds the gradients of the initial-state MLPs and of a_proj's projection into grads."""
-    cache_m, cache_relu, cache_h, cache_th, cache_c, cache_tc, cache_proj = cache
+def image_backward(dh0, dc0, da_proj, dg, cache, grads):
+    """Adds the gradients of the initial-state MLPs, of a_proj's projection and (flat) of g's into grads.
+    dg: (N, D) gradient reaching g from the steps (a baseline feeds z_t = g), or 0."""
+    cache_g, cache_m, cache_relu, cache_h, cache_th, cache_c, cache_tc, cache_proj = cache
     dm_h, grads["W_h0"], grads["b_h0"] = affine_backward(tanh_backward(dh0, cache_th), cache_h)
     dm_c, grads["W_c0"], grads["b_c0"] = affine_backward(tanh_backward(dc0, cache_tc), cache_c)
-    _, grads["W_init"], grads["b_init"] = affine_backward(relu_backward(dm_h + dm_c, cache_relu), cache_m)
+    dg_init, grads["W_init"], grads["b_init"] = affine_backward(relu_backward(dm_h + dm_c, cache_relu), cache_m)
+    if cache_g is not None:
+        _, grads["W_img"], grads["b_img"] = affine_backward(dg_init + dg, cache_g)
     if cache_proj is not None:
         _, grads["W_att"], grads["b_att"] = temporal_affine_backward(da_proj, cache_proj)
 
@@ -159,7 +211,7 @@ def step_forward(params, config, x, h, c, image, glimpse="expected", rng=None, l
     """
     alpha = s = att_cache = beta = None
     if config.attention == "none":
-        z = image["abar"] if config.image_every_step else image["abar"][:, :0]
+        z = image["g"] if config.image_every_step else image["g"][:, :0]
     else:
         attend = backend.get("soft_attention_forward")
         (expected, alpha), att_cache = attend(image["a"], image["a_proj"], h, params["W_att_h"], params["w_att"])
@@ -186,7 +238,8 @@ def step_forward(params, config, x, h, c, image, glimpse="expected", rng=None, l
 
 def step_backward(dh_next, dc_next, dz, dalpha, cache, grads):
     """Backward of step_forward. dz: (N, Dz) from the output layer; dalpha: (N, L) or None (from a
-    penalty or REINFORCE). Adds weight gradients into grads; returns dx, dh, dc, da_proj (or None).
+    penalty or REINFORCE). Adds weight gradients into grads; returns dx, dh, dc and the gradient of
+    the per-image input the step read: da_proj (attention) or dg (the baseline's z_t = g, else 0).
 
     A sampled glimpse a_s depends on alpha only through the sampling, which has no gradient: the
     attention is then trained by dalpha alone (REINFORCE), so it receives dz = 0.
@@ -198,7 +251,7 @@ def step_backward(dh_next, dc_next, dz, dalpha, cache, grads):
     grads["b"] += db
     dx, dz = dxz[:, :E], dxz[:, E:] + dz
     if att_cache is None:
-        return dx, dh, dc, None
+        return dx, dh, dc, (dz if dz.shape[1] else 0)   # the baseline's z_t is g: dz flows to g
     if gate_cache is not None:  # z = beta * z_in, beta = sigmoid(h W_beta + b_beta)
         h, z_in, beta, W_beta = gate_cache
         dlogit = np.sum(dz * z_in, axis=1, keepdims=True) * beta * (1 - beta)   # (N, 1)
@@ -256,14 +309,14 @@ def backward(dlogits, dalphas, cache):
         grads["Lz"] = dLz
     dhs = dropout_backward(dhs_drop, drop_cache)
     dh, dc = np.zeros_like(dhs[:, 0]), np.zeros_like(dhs[:, 0])
-    da_proj = 0
+    dimage = 0  # attention models: the gradient of a_proj; the baseline: of g (through every z_t)
     for t in reversed(range(len(step_caches))):
         dalpha = None if dalphas is None else dalphas[:, t]
-        dx, dh, dc, da_proj_t = step_backward(dh + dhs[:, t], dc, dzs[:, t], dalpha, step_caches[t], grads)
+        dx, dh, dc, dimage_t = step_backward(dh + dhs[:, t], dc, dzs[:, t], dalpha, step_caches[t], grads)
         demb[:, t] += dx
-        if da_proj_t is not None:
-            da_proj = da_proj + da_proj_t
-    image_backward(dh, dc, da_proj, image_cache, grads)
+        dimage = dimage + dimage_t
+    attention = step_caches[0][2] is not None
+    image_backward(dh, dc, dimage if attention else None, 0 if attention else dimage, image_cache, grads)
     grads["W_embed"] = embedding_backward(demb, emb_cache)
     return grads
 

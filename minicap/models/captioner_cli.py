@@ -27,9 +27,10 @@ IMAGE_SIZE = 60
 # Training defaults (the model's own defaults are in captioner.CaptionerConfig, some overridden here).
 DEFAULTS = {"steps": 3000, "batch": 64, "optimizer": "adam", "lr": 2e-3, "clip": 5.0, "train_size": 10000,
             "val_size": 500, "eval_every": 250, "metric": "BLEU-4", "patience": 8, "seed": 0, "log_every": 250}
-MODEL_DEFAULTS = {"embed": 64, "hidden": 128, "attention_size": 64, "dropout": 0.3, "penalty": 1.0}
+MODEL_DEFAULTS = {"embed": 64, "hidden": 128, "attention_size": 64, "dropout": 0.3, "penalty": 1.0,
+                  "image_feature": "mean"}
 # options that define the model, its data and its optimiser: a resumed run must keep them
-FIXED_ON_RESUME = ("attention", "embed", "hidden", "attention_size", "dropout", "penalty", "batch",
+FIXED_ON_RESUME = ("attention", "embed", "hidden", "attention_size", "dropout", "penalty", "image_feature", "batch",
                    "optimizer", "lr", "clip", "train_size", "val_size", "seed")
 
 
@@ -59,6 +60,10 @@ def configure(parser):
                        help=f"dropout on h_t before the output layer (default {MODEL_DEFAULTS['dropout']})")
     group.add_argument("--penalty", type=float, default=None,
                        help="lambda of the doubly stochastic attention penalty (default 1.0)")
+    group.add_argument("--image-feature", choices=("mean", "flat"), default=None,
+                       help="the global image vector that initialises the LSTM (and is the baseline's context): "
+                            "mean of the annotations (default, as the paper) or flat, a learned projection of "
+                            "all of them, which keeps where things are")
     group = parser.add_argument_group("training")
     group.add_argument("--batch", type=int, default=None, help=f"captions per step (default {DEFAULTS['batch']})")
     group.add_argument("--optimizer", choices=("adam", "rmsprop"), default=None, help="default adam")
@@ -142,8 +147,8 @@ def load_captioner(path):
     config = CaptionerConfig.from_dict(ck.config["model"])
     vocab = Vocabulary.from_array(ck.extra["vocab"])
     encoder = {k[len("encoder/"):]: v for k, v in ck.extra.items() if k.startswith("encoder/")}
-    D = int(ck.config["feature_size"])
-    check_param_shapes(path, ck.params, init_params(config, len(vocab), D, np.random.default_rng(0)))
+    D, L = int(ck.config["feature_size"]), int(ck.config.get("locations", 64))
+    check_param_shapes(path, ck.params, init_params(config, len(vocab), D, np.random.default_rng(0), locations=L))
     return ck.params, config, vocab, encoder, ck.config
 
 
@@ -152,6 +157,7 @@ def _settings(args, previous=None):
     """The command line, else the resumed run's settings, else the defaults."""
     previous = previous or {}
     given = {k: getattr(args, k) for k in ("attention", "embed", "hidden", "attention_size", "dropout", "penalty",
+                                           "image_feature",
                                            "batch", "optimizer", "lr", "clip", "train_size", "val_size",
                                            "eval_every", "metric", "patience", "seed", "steps", "log_every")}
     for key in FIXED_ON_RESUME:
@@ -228,16 +234,23 @@ def run_train(args):
     vocab = Vocabulary.build(train_data.captions)
     train_caps = encode_captions(train_data.captions, vocab).captions.astype(np.int64)
 
-    config = captioner.CaptionerConfig(**{k: s[k] for k in ("attention", "embed", "hidden", "attention_size",
-                                                            "dropout", "penalty")})
+    if previous is not None:
+        config = captioner.CaptionerConfig.from_dict(previous["model"])
+    else:  # feature_scale brings the CNN features to unit root-mean-square size
+        rms = float(np.sqrt(np.mean(np.square(train_feats[:1000], dtype=np.float64))))
+        config = captioner.CaptionerConfig(feature_scale=1 / max(rms, 1e-12), **{
+            k: s[k] for k in ("attention", "embed", "hidden", "attention_size", "dropout", "penalty",
+                              "image_feature")})
     D = train_feats.shape[2]
-    fresh = captioner.init_params(config, len(vocab), D, np.random.default_rng(s["seed"]))
+    fresh = captioner.init_params(config, len(vocab), D, np.random.default_rng(s["seed"]),
+                                  locations=train_feats.shape[1])
     if previous is not None:
         run = resume_run(last, KIND, fresh)
         if saved_vocab != vocab:
             raise MinicapError(f"the vocabulary of {last} differs from this data's; start a new run with --out")
     else:
-        ck_config = {"model": config.to_dict(), "settings": s, "feature_size": D, "image_size": IMAGE_SIZE,
+        ck_config = {"model": config.to_dict(), "settings": s, "feature_size": D, "locations": train_feats.shape[1],
+                     "image_size": IMAGE_SIZE,
                      "data": {"name": "mnist-captions", "seed": 0, "banned_seed": 0},
                      "encoder": {"path": str(args.encoder or "data/encoder_mnist.npz"), "hash": weights_hash(encoder)}}
         run = Run(kind=KIND, config=ck_config, params=fresh, optimizer=make_optimizer(s["optimizer"], lr=s["lr"]),
