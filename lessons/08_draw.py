@@ -185,11 +185,13 @@ print("animation:", gif_path)
 # %%
 T = config["T"]
 shown_steps = list(range(0, T, 2)) + ([T - 1] if (T - 1) % 2 else [])
-fig = plt.figure(figsize=(1.3 * len(shown_steps), 1.1 * n_show + 3.4))
-grid = fig.add_gridspec(n_show + 2, len(shown_steps))
+width, height = 1.3 * len(shown_steps), 1.4 * n_show + 3.6
+fig = plt.figure(figsize=(width, height))
+strip = fig.add_gridspec(n_show, len(shown_steps), top=1 - 3.9 / height, bottom=0.01, left=0.01, right=0.99,
+                         wspace=0.05, hspace=0.05)
 for col, t in enumerate(shown_steps):
     for k in range(n_show):
-        ax = fig.add_subplot(grid[2 + k, col])
+        ax = fig.add_subplot(strip[k, col])
         ax.imshow(history[t]["canvas"][k], cmap="gray", vmin=0, vmax=1)
         left, top, right, bottom = window_box(history[t]["window"], k)
         ax.add_patch(plt.Rectangle((left, top), right - left, bottom - top, fill=False, color="red", lw=1))
@@ -198,19 +200,19 @@ for col, t in enumerate(shown_steps):
         ax.axis("off")
         if k == 0:
             ax.set_title(f"t = {t + 1}", fontsize=8)
-half = len(shown_steps) // 2
-ax = fig.add_subplot(grid[:2, :half])
+top_row = fig.add_gridspec(1, 2, top=0.97, bottom=1 - 3.3 / height, left=0.06, right=0.99, wspace=0.15,
+                           width_ratios=[1, 1.4])
+ax = fig.add_subplot(top_row[0])
 steps_seen, recon, kl = map(np.array, zip(*curve))
 ax.plot(steps_seen, recon + kl, "o-", label="bound (nats per digit)")
 ax.plot(steps_seen, recon, "s--", label="reconstruction L^x")
 ax.plot(steps_seen, kl, "^:", label="KL L^z")
 ax.set(xlabel="training step", title="validation digits")
 ax.legend(fontsize=7)
-ax = fig.add_subplot(grid[:2, half:])
+ax = fig.add_subplot(top_row[1])
 ax.imshow(np.concatenate([np.pad(im, 1, constant_values=0.3) for im in images], axis=1), cmap="gray", vmin=0, vmax=1)
-ax.set_title("samples from the prior: sigmoid(c_T)", fontsize=9)
+ax.set_title("samples from the prior: sigmoid(c_T); below, how each was drawn", fontsize=9)
 ax.axis("off")
-plt.tight_layout()
 plt.savefig(os.path.join(FIGURES, "08_draw.png"), dpi=100)
 print("figure:", os.path.join(FIGURES, "08_draw.png"))
 
