@@ -18,8 +18,19 @@ def run_json(capsys, *args):
     return json.loads(capsys.readouterr().out)
 
 
-def test_json_lists_every_workload_backend_and_dtype(capsys):
-    results = run_json(capsys)
+@pytest.fixture(scope="module")
+def all_results():
+    """One `minicap bench --json --quick` over every workload, backend and dtype, shared by the tests."""
+    import contextlib
+    import io
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["bench", "--json", "--quick", "--repeat", "2"]) == 0
+    return json.loads(out.getvalue())
+
+
+def test_json_lists_every_workload_backend_and_dtype(all_results):
+    results = all_results
     combos = {(r["workload"], r["backend"], r["dtype"]) for r in results}
     assert combos == {(w, b, d) for w in bench.WORKLOADS for b in ("numpy", "numba") for d in ("float32", "float64")}
     for r in results:
@@ -28,9 +39,8 @@ def test_json_lists_every_workload_backend_and_dtype(capsys):
         assert r["min_s"] <= r["median_s"] and r["repeat"] == 2
 
 
-def test_both_backends_compute_the_same_loss(capsys):
-    results = run_json(capsys)
-    loss = {(r["workload"], r["dtype"], r["backend"]): r["loss"] for r in results}
+def test_both_backends_compute_the_same_loss(all_results):
+    loss = {(r["workload"], r["dtype"], r["backend"]): r["loss"] for r in all_results}
     for workload in bench.WORKLOADS:
         for dtype, tol in (("float32", 1e-4), ("float64", 1e-10)):
             numpy_loss, numba_loss = loss[(workload, dtype, "numpy")], loss[(workload, dtype, "numba")]
