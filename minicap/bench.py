@@ -8,6 +8,8 @@ Each measurement: build the workload (fixed random data, seed 0) under the chose
 iteration as a warm-up (Numba compiles its kernels here, or loads them from its cache); run one more
 untimed; then time `repeat` single iterations with the garbage collector off and report the median
 seconds per iteration. One iteration is forward + backward of the whole workload, no optimizer step.
+The backends and dtypes of one workload take their timed iterations in turn (numpy, numba, numpy, ...),
+so that load from other programs on a shared machine hits them alike.
 
     compile_s   the warm-up's extra time over a timed iteration (JIT compilation or cache loading;
                 about 0 for numpy)
@@ -45,7 +47,7 @@ WORKLOADS = {
     "draw_step": ("minicap.models.draw:bench_step", "DRAW with filterbank attention, 28x28, B=64, T=16, read 2x2, "
                   "write 5x5, LSTMs 256, z 100; negative bound; forward + backward"),
     "conv_encoder": ("minicap.models.encoder:bench_conv_encoder",
-                     "image encoder CNN (4 conv layers, 2 max-pools) on B=64 60x60 canvases; forward + backward"),
+                     "image encoder CNN (4 conv layers, 3 max-pools) on B=64 60x60 canvases; forward + backward"),
 }
 DTYPES = ("float32", "float64")
 
@@ -165,34 +167,50 @@ def load_workload(name):
 
 def measure(name, backend_name, dtype, repeat=7, quick=False):
     """Time one workload with one backend and dtype. Returns the result dict (see the module docstring)."""
-    with backend.using(backend_name):
-        step = load_workload(name)(np.dtype(dtype), quick)
-        start = time.perf_counter()
-        loss = step()  # warm-up: compiles or loads the kernels
-        first = time.perf_counter() - start
-        step()
-        gc.collect()
-        gc_was_on = gc.isenabled()
-        gc.disable()
-        samples = []
-        try:
-            for _ in range(repeat):
-                start = time.perf_counter()
-                step()
-                samples.append(time.perf_counter() - start)
-        finally:
-            if gc_was_on:
-                gc.enable()
-        tracemalloc.start()
-        try:
+    return measure_interleaved(name, [(backend_name, dtype)], repeat, quick)[0]
+
+
+def measure_interleaved(name, configs, repeat=7, quick=False):
+    """Time one workload under several (backend, dtype) configs, taking their samples in turn
+    (config 1, config 2, ..., config 1, ...), so that on a shared machine a burst of load from other
+    programs lands on all of them alike and their ratios stay meaningful. Returns one result dict per config."""
+    steps, firsts, losses = [], [], []
+    for backend_name, dtype in configs:
+        with backend.using(backend_name):
+            step = load_workload(name)(np.dtype(dtype), quick)
+            start = time.perf_counter()
+            losses.append(step())  # warm-up: compiles or loads the kernels
+            firsts.append(time.perf_counter() - start)
             step()
-            peak = tracemalloc.get_traced_memory()[1]
-        finally:
-            tracemalloc.stop()
-    median = statistics.median(samples)
-    return {"workload": name, "backend": backend_name, "dtype": str(np.dtype(dtype)), "median_s": median,
-            "peak_mb": peak / 2 ** 20, "compile_s": max(first - median, 0.0), "min_s": min(samples),
-            "repeat": repeat, "loss": loss}
+        steps.append(step)
+    samples = [[] for _ in configs]
+    gc.collect()
+    gc_was_on = gc.isenabled()
+    gc.disable()
+    try:
+        for _ in range(repeat):
+            for k, (backend_name, _) in enumerate(configs):
+                with backend.using(backend_name):
+                    start = time.perf_counter()
+                    steps[k]()
+                    samples[k].append(time.perf_counter() - start)
+    finally:
+        if gc_was_on:
+            gc.enable()
+    results = []
+    for k, (backend_name, dtype) in enumerate(configs):
+        with backend.using(backend_name):
+            tracemalloc.start()
+            try:
+                steps[k]()
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        median = statistics.median(samples[k])
+        results.append({"workload": name, "backend": backend_name, "dtype": str(np.dtype(dtype)), "median_s": median,
+                        "peak_mb": peak / 2 ** 20, "compile_s": max(firsts[k] - median, 0.0),
+                        "min_s": min(samples[k]), "repeat": repeat, "loss": losses[k]})
+    return results
 
 
 # --- the command ---------------------------------------------------------------------------------------------
@@ -225,17 +243,16 @@ def run(args):
     if not args.json:
         print(f"{'workload':<22}{'backend':<9}{'dtype':<9}{'median_ms':>11}{'min_ms':>10}{'peak_mb':>10}{'compile_s':>11}")
     for name in workloads:
-        for dtype in dtypes:
-            for backend_name in backends:
-                result = measure(name, backend_name, dtype, repeat=args.repeat, quick=args.quick)
-                if (name, dtype) in peer:
-                    result["peer_median_s"] = peer[(name, dtype)]
-                    result["peer_ratio"] = result["median_s"] / peer[(name, dtype)]
-                results.append(result)
-                if not args.json:
-                    print(f"{name:<22}{backend_name:<9}{dtype:<9}{result['median_s'] * 1e3:>11.2f}"
-                          f"{result['min_s'] * 1e3:>10.2f}{result['peak_mb']:>10.1f}{result['compile_s']:>11.2f}",
-                          flush=True)
+        configs = [(backend_name, dtype) for dtype in dtypes for backend_name in backends]
+        for result in measure_interleaved(name, configs, repeat=args.repeat, quick=args.quick):
+            if (name, result["dtype"]) in peer:
+                result["peer_median_s"] = peer[(name, result["dtype"])]
+                result["peer_ratio"] = result["median_s"] / result["peer_median_s"]
+            results.append(result)
+            if not args.json:
+                print(f"{name:<22}{result['backend']:<9}{result['dtype']:<9}{result['median_s'] * 1e3:>11.2f}"
+                      f"{result['min_s'] * 1e3:>10.2f}{result['peak_mb']:>10.1f}{result['compile_s']:>11.2f}",
+                      flush=True)
     if args.json:
         print(json.dumps(results, indent=1))
     else:
