@@ -41,6 +41,12 @@ HOT_FUNCTIONS.update({
                  "write_forward", "write_backward")
 })
 
+# The image encoder's convolution and max-pooling (issue 7)
+HOT_FUNCTIONS.update({
+    name: (f"minicap.nn.conv:{name}", f"kernels.conv:{name}")
+    for name in ("conv2d_forward", "conv2d_backward", "max_pool_forward", "max_pool_backward")
+})
+
 _current = os.environ.get("MINICAP_BACKEND", "numba")
 _cache = {}
 

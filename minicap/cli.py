@@ -21,6 +21,7 @@ COMMANDS = [
     (("bench",), "minicap.bench", "time the hot workloads with the numpy and numba backends"),
     (("train", "charrnn"), "minicap.models.charrnn_cli", "train min-char-rnn or an LSTM language model on a text"),
     (("sample",), "minicap.models.charrnn_cli", "generate text from a `train charrnn` checkpoint"),
+    (("train", "encoder"), "minicap.models.encoder_cli", "pretrain the image encoder CNN on MNIST digits, freeze it for captioning"),
     (("train", "draw"), "minicap.models.draw_cli", "train DRAW (recurrent VAE, filterbank attention) on MNIST digits"),
     (("train", "aligndraw"), "minicap.models.aligndraw_cli", "train alignDRAW (caption-to-image, attention over words) on captioned MNIST"),
     (("roundtrip",), "minicap.models.aligndraw_cli", "draw images for captions with alignDRAW, caption them with a captioner, count matches"),

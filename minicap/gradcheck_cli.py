@@ -247,6 +247,43 @@ LAYER_CASES.update({
 })
 
 
+# --- the image encoder's convolution and pooling (issue 7) -----------------------------------------
+# Channels-last images (N, H, W, C). The forward and backward passes are looked up in minicap.backend
+# when the case runs, so the same cases check the Numba twins' gradients too (tests/test_conv.py).
+def _case_conv2d(H, W, stride, pad, KH=3, KW=3):
+    def build(rng):
+        from minicap import backend
+        fwd = lambda x, w, b: backend.get("conv2d_forward")(x, w, b, stride=stride, pad=pad)  # noqa: E731
+        bwd = lambda dout, cache: backend.get("conv2d_backward")(dout, cache)  # noqa: E731
+        return fwd, bwd, [_w(rng, 2, H, W, 3), _w(rng, KH, KW, 3, 4), _w(rng, 4)], [("x", 0), ("w", 1), ("b", 2)], {}
+    return build
+
+
+def _case_max_pool(size, stride):
+    def build(rng):
+        from minicap import backend
+        fwd = lambda x: backend.get("max_pool_forward")(x, size=size, stride=stride)  # noqa: E731
+        bwd = lambda dout, cache: backend.get("max_pool_backward")(dout, cache)  # noqa: E731
+        return fwd, bwd, [rng.standard_normal((2, 7, 6, 3))], [("x", 0)], {}  # distinct values: no ties
+    return build
+
+
+def _case_global_avg_pool(rng):
+    from minicap.nn import conv
+    return conv.global_avg_pool_forward, conv.global_avg_pool_backward, [_w(rng, 2, 3, 4, 5)], [("x", 0)], {}
+
+
+LAYER_CASES.update({
+    "conv2d": _case_conv2d(5, 6, stride=1, pad=1),
+    "conv2d_stride2_pad1": _case_conv2d(7, 6, stride=2, pad=1),
+    "conv2d_stride2_nopad": _case_conv2d(8, 7, stride=2, pad=0, KH=3, KW=2),  # a row/column no window reaches
+    "conv2d_stride3_pad2": _case_conv2d(6, 5, stride=3, pad=2),
+    "max_pool": _case_max_pool(2, 2),
+    "max_pool_overlapping": _case_max_pool(3, 2),
+    "global_avg_pool": _case_global_avg_pool,
+})
+
+
 def check_case(name, seed=0):
     """Run one LAYER_CASES entry in float64. Returns {input name: max relative error}."""
     forward, backward, args, wrt, kwargs = LAYER_CASES[name](np.random.default_rng(seed))
