@@ -67,9 +67,14 @@ def read_size(config):
     return 2 * config["width"] * config["height"]
 
 
-def tiling_window_bias(A, B, N):
+def tiling_window_bias(A, B, N, write=False):
     """The bias (g~x, g~y, log sigma^2, log delta~, log gamma) of a window whose N x N filters tile the
-    whole image: centred, stride delta = max(A, B) / N, blur sigma = delta / 2, gamma = 1. (5,)
+    whole image: centred, stride delta = max(A, B) / N, blur sigma = delta / 2. (5,)
+
+    gamma = 1 for a read (a glimpse value is a weighted mean of pixels). For a write, gamma = 1 / delta^2:
+    each normalised filter spreads a patch value over a delta x delta cell, so with gamma = 1 a value w
+    adds only ~w / delta^2 to each pixel's logit, and the patch values (and the weights making them) would
+    have to grow to hundreds before a stroke shows; 1 / gamma = delta^2 makes w ~ the logit it paints.
 
     Why not 0? Bias 0 gives sigma = 1 and delta = (max(A, B) - 1) / (N - 1): for a 2 x 2 read of a 28 x 28
     digit, four sharp filters on the four corner pixels, which are always background. The encoder then
@@ -78,7 +83,8 @@ def tiling_window_bias(A, B, N):
     """
     delta = max(A, B) / N
     delta_tilde = delta * max(N - 1, 1) / (max(A, B) - 1)
-    return np.array([0.0, 0.0, np.log((delta / 2) ** 2), np.log(delta_tilde), 0.0])
+    log_gamma = -2 * np.log(delta) if write else 0.0
+    return np.array([0.0, 0.0, np.log((delta / 2) ** 2), np.log(delta_tilde), log_gamma])
 
 
 def init_params(config, rng, dtype=np.float32):
@@ -107,7 +113,7 @@ def init_params(config, rng, dtype=np.float32):
     if config["attention"]:
         Nw = config["write_n"]
         params.update({"read_W": weight(D, 5, 0.1), "read_b": tiling_window_bias(A, B, config["read_n"]),
-                       "write_att_W": weight(D, 5, 0.1), "write_att_b": tiling_window_bias(A, B, Nw),
+                       "write_att_W": weight(D, 5, 0.1), "write_att_b": tiling_window_bias(A, B, Nw, write=True),
                        "write_W": weight(D, Nw * Nw), "write_b": np.zeros(Nw * Nw)})
     else:
         params.update({"write_W": weight(D, B * A), "write_b": np.zeros(B * A)})
