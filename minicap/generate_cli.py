@@ -29,6 +29,9 @@ def configure(parser):
     parser.add_argument("--gif", type=Path, default=None,
                         help="also write an animated GIF of the canvas being drawn, glimpse by glimpse, "
                              "with the write window outlined")
+    parser.add_argument("--strip", type=Path, default=None,
+                        help="also write a PNG of the first 4 samples being drawn: a column per glimpse "
+                             "(at most 8, evenly spaced), write windows outlined")
     parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel in the pictures (default 3)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one each run)")
 
@@ -54,6 +57,8 @@ def run(args):
         raise MinicapError(f"--out {args.out} must be a .png file")
     if args.gif is not None and args.gif.suffix.lower() != ".gif":
         raise MinicapError(f"--gif {args.gif} must be a .gif file")
+    if args.strip is not None and args.strip.suffix.lower() != ".png":
+        raise MinicapError(f"--strip {args.strip} must be a .png file")
     path = resolve(args.checkpoint)
     ck = load_checkpoint(path)
     if ck.kind not in GENERATORS:

@@ -39,6 +39,7 @@ Functions:
     forward(params, x, eps, config) -> (loss, parts), cache;  backward(cache) -> grads
     loss(params, batch, rng, config) -> (loss, grads)        batch = {"x": (Bt, B, A)}; eps from rng
     bound(params, x, config, rng, batch_size) -> (Bt,)       the bound of each image, nats
+    paired_bound_difference(model_a, model_b, x)              two models on the same images
     generate(params, config, n, rng, record) -> images (n, B, A) in [0, 1] (and the canvas history)
     read_step / write_step / sample_latent_*            the pieces one step is made of (alignDRAW
                                                           reuses them)
@@ -306,6 +307,18 @@ def bound(params, x, config, rng, batch_size=250):
         (_, parts), _ = forward(params, xb, eps, config)
         out.append(parts["bound"])
     return np.concatenate(out)
+
+
+def paired_bound_difference(model_a, model_b, x, samples=5, seed=100):
+    """Compare two models on the same images: the mean over images of bound_a - bound_b (nats) and its
+    standard error. model_a, model_b: (params, config). Each image's bound is averaged over `samples`
+    eps draws (the same seeds for both models); pairing by image removes the spread between easy and
+    hard digits, which dominates the standard error of each model's own mean.
+    Returns (mean difference, standard error, fraction of images where a is lower)."""
+    def per_image(params, config):
+        return np.mean([bound(params, x, config, np.random.default_rng(seed + k)) for k in range(samples)], axis=0)
+    d = per_image(*model_a) - per_image(*model_b)
+    return float(d.mean()), float(d.std() / np.sqrt(len(d))), float(np.mean(d < 0))
 
 
 def generate(params, config, n, rng, record=False):

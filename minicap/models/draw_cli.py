@@ -27,7 +27,7 @@ FIXED_ON_RESUME = ("attention", "T", "read_n", "write_n", "enc_size", "dec_size"
 # few thousand steps a laptop gives, a 2 x 2 read never got the latents used (the bound stayed near the
 # "average digit", ~200 nats, for 1500 steps) and 5 x 5 trailed 8 x 8 by ~10 nats (see the README).
 DEFAULTS = dict(attention=True, T=16, read_n=8, write_n=8, enc_size=256, dec_size=256, z_size=100, batch=64,
-                lr=1e-3, clip=10.0, steps=1500, eval_every=250)
+                lr=1e-3, clip=10.0, steps=3000, eval_every=250)
 
 
 def configure(parser):
@@ -215,6 +215,25 @@ def canvas_animation(history, cols=None, scale=4, pad=2):
     return frames
 
 
+def glimpse_strip(history, n_rows=4, n_cols=8, scale=3, pad=2):
+    """One picture of the drawing: a row per sample (the first n_rows), a column per glimpse (n_cols of
+    them, evenly spaced, ending with the last), write windows in red. Returns a PIL RGB image."""
+    from PIL import Image
+
+    T = len(history)
+    steps = sorted({int(round(k)) for k in np.linspace(0, T - 1, min(n_cols, T))})
+    rows = min(n_rows, history[0]["canvas"].shape[0])
+    per_step = [{"canvas": history[t]["canvas"][:rows],
+                 "window": None if history[t]["window"] is None else
+                 {k: (v[:rows] if np.ndim(v) else v) for k, v in history[t]["window"].items()}} for t in steps]
+    columns = canvas_animation(per_step, cols=1, scale=scale, pad=pad)      # each: one column of rows
+    width, height = columns[0].size
+    strip = Image.new("RGB", (len(columns) * (width - pad) + pad, height), (64, 64, 64))
+    for k, column in enumerate(columns):
+        strip.paste(column, (k * (width - pad), 0))
+    return strip
+
+
 def save_png(grid, path):
     from PIL import Image
     path = Path(path)
@@ -266,4 +285,7 @@ def generate(ck, path, args):
     if args.gif:
         save_gif(canvas_animation(history, scale=args.scale), args.gif)
         print(f"wrote the drawing, {len(history)} glimpses, to {args.gif}")
+    if args.strip:
+        save_png(np.asarray(glimpse_strip(history, scale=args.scale)), args.strip)
+        print(f"wrote the drawing of the first {min(4, args.n)} samples, glimpse by glimpse, to {args.strip}")
     return 0
