@@ -109,13 +109,14 @@ def test_caption_errors(trained, tmp_path, capsys):
 
 
 def test_evaluate_json_has_every_score(trained, capsys):
-    assert main(["evaluate", str(trained / "soft"), "--split", "val", "--n", "10", "--json"]) == 0
+    cache = ["--cache", str(trained / "cache")]
+    assert main(["evaluate", str(trained / "soft"), "--split", "val", "--n", "10", "--json", *cache]) == 0
     scores = json.loads(capsys.readouterr().out)
     for key in ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "METEOR", "ROUGE-L", "CIDEr", "caption_accuracy",
                 "attention_localisation"):
         assert key in scores
     assert 0 <= scores["caption_accuracy"] <= 1 and scores["images"] == 10
-    assert main(["evaluate", str(trained / "none"), "--n", "10", "--json", "--beam", "2"]) == 0
+    assert main(["evaluate", str(trained / "none"), "--n", "10", "--json", "--beam", "2", *cache]) == 0
     assert json.loads(capsys.readouterr().out)["attention_localisation"] is None
 
 
@@ -168,9 +169,9 @@ def test_attention_localisation_counts_the_argmax_location():
 def test_default_training_reaches_the_goal(tmp_path, capsys, attention, accuracy, localisation):
     """The README's numbers: a default run (shipped encoder) reaches the issue's targets on the test split."""
     out = tmp_path / attention
-    assert main(["train", "captioner", "--attention", attention, "--out", str(out)]) == 0
+    assert main(["train", "captioner", "--attention", attention, "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
     capsys.readouterr()
-    assert main(["evaluate", str(out / "best.npz"), "--json"]) == 0
+    assert main(["evaluate", str(out / "best.npz"), "--json", "--cache", str(tmp_path / "cache")]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert scores["caption_accuracy"] >= accuracy, scores
     if localisation is not None:

@@ -263,7 +263,8 @@ def step_backward(dh_next, dc_next, dz, dalpha, cache, grads):
         dz = np.zeros_like(dz)
     if dalpha is None:
         dalpha = np.zeros(att_cache[6].shape, dtype=dz.dtype)
-    _, da_proj, dh_att, dWh, dw = backend.get("soft_attention_backward")(dz, dalpha, att_cache)
+    # need_da=False: the features come from a frozen CNN, so their gradient (N, L, D) is never formed
+    _, da_proj, dh_att, dWh, dw = backend.get("soft_attention_backward")(dz, dalpha, att_cache, need_da=False)
     grads["W_att_h"] += dWh
     grads["w_att"] += dw
     return dx, dh + dh_att, dc, da_proj

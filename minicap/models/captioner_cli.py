@@ -14,6 +14,7 @@ model config, the vocabulary (extra/vocab) and the frozen encoder's weights (ext
 All three commands live in this module; configure() tells them apart by the parser's name.
 """
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -25,13 +26,14 @@ from minicap.errors import MinicapError
 KIND = "captioner"
 IMAGE_SIZE = 60
 # Training defaults (the model's own defaults are in captioner.CaptionerConfig, some overridden here).
-DEFAULTS = {"steps": 3000, "batch": 64, "optimizer": "adam", "lr": 2e-3, "clip": 5.0, "train_size": 10000,
-            "val_size": 500, "eval_every": 250, "metric": "BLEU-4", "patience": 8, "seed": 0, "log_every": 250}
-MODEL_DEFAULTS = {"embed": 64, "hidden": 128, "attention_size": 64, "dropout": 0.3, "penalty": 1.0,
-                  "image_feature": "mean"}
+DEFAULTS = {"steps": 5000, "batch": 64, "optimizer": "adam", "lr": 2e-3, "clip": 5.0, "train_size": 10000,
+            "val_size": 500, "eval_every": 500, "metric": "CIDEr", "patience": 6, "seed": 0, "log_every": 500,
+            "lr_decay": "none"}
+MODEL_DEFAULTS = {"embed": 64, "hidden": 128, "attention_size": 128, "dropout": 0.3, "penalty": 1.0,
+                  "image_feature": "mean", "reward_weight": 0.1, "entropy_weight": 0.002, "sample_prob": 0.5}
+MODEL_OPTIONS = tuple(MODEL_DEFAULTS) + ("attention",)
 # options that define the model, its data and its optimiser: a resumed run must keep them
-FIXED_ON_RESUME = ("attention", "embed", "hidden", "attention_size", "dropout", "penalty", "image_feature", "batch",
-                   "optimizer", "lr", "clip", "train_size", "val_size", "seed")
+FIXED_ON_RESUME = MODEL_OPTIONS + ("batch", "optimizer", "lr", "lr_decay", "clip", "train_size", "val_size", "seed")
 
 
 def configure(parser):
@@ -59,7 +61,15 @@ def configure(parser):
     group.add_argument("--dropout", type=float, default=None,
                        help=f"dropout on h_t before the output layer (default {MODEL_DEFAULTS['dropout']})")
     group.add_argument("--penalty", type=float, default=None,
-                       help="lambda of the doubly stochastic attention penalty (default 1.0)")
+                       help="lambda of the doubly stochastic attention penalty (default: soft 1.0 as the paper; "
+                            "hard 0: it spreads alpha, so the sampled glimpses miss the digits)")
+    group.add_argument("--reward-weight", type=float, default=None,
+                       help="hard: lambda_r, the weight of the REINFORCE term (default 0.1, as the authors' code)")
+    group.add_argument("--entropy-weight", type=float, default=None,
+                       help="hard: lambda_e, the weight of the entropy bonus (default 0.002)")
+    group.add_argument("--sample-prob", type=float, default=None,
+                       help="hard: probability that a minibatch samples locations; else it uses the expected "
+                            "context (default 0.5, as the paper)")
     group.add_argument("--image-feature", choices=("mean", "flat"), default=None,
                        help="the global image vector that initialises the LSTM (and is the baseline's context): "
                             "mean of the annotations (default, as the paper) or flat, a learned projection of "
@@ -68,6 +78,8 @@ def configure(parser):
     group.add_argument("--batch", type=int, default=None, help=f"captions per step (default {DEFAULTS['batch']})")
     group.add_argument("--optimizer", choices=("adam", "rmsprop"), default=None, help="default adam")
     group.add_argument("--lr", type=float, default=None, help=f"learning rate (default {DEFAULTS['lr']})")
+    group.add_argument("--lr-decay", choices=("cosine", "none"), default=None,
+                       help="none: a constant learning rate (default); cosine: it falls from --lr to 0 at --steps")
     group.add_argument("--clip", type=float, default=None,
                        help=f"clip the global gradient norm to this (default {DEFAULTS['clip']})")
     group.add_argument("--train-size", type=int, default=None,
@@ -76,7 +88,7 @@ def configure(parser):
                        help=f"validation images decoded at each evaluation (default {DEFAULTS['val_size']})")
     group.add_argument("--eval-every", type=int, default=None, help=f"default {DEFAULTS['eval_every']}")
     group.add_argument("--metric", choices=("BLEU-4", "CIDEr", "accuracy"), default=None,
-                       help="validation score for best.npz and early stopping (default BLEU-4)")
+                       help="validation score for best.npz and early stopping (default CIDEr)")
     group.add_argument("--patience", type=int, default=None,
                        help=f"stop after this many evaluations without improvement (default {DEFAULTS['patience']})")
     group.add_argument("--log-every", type=int, default=None, help="print the loss and a sample caption every N steps")
@@ -104,6 +116,8 @@ def configure_evaluate(parser):
     parser.add_argument("--n", type=int, default=None, help="score only the first N images (default all 1000)")
     parser.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--cache", type=Path, default=Path("runs/cache"),
+                        help="folder for cached annotation vectors (default runs/cache)")
     parser.add_argument("--captions-out", type=Path, default=None,
                         help="also write every generated caption with its reference(s) to this JSON file")
 
@@ -156,15 +170,16 @@ def load_captioner(path):
 def _settings(args, previous=None):
     """The command line, else the resumed run's settings, else the defaults."""
     previous = previous or {}
-    given = {k: getattr(args, k) for k in ("attention", "embed", "hidden", "attention_size", "dropout", "penalty",
-                                           "image_feature",
-                                           "batch", "optimizer", "lr", "clip", "train_size", "val_size",
-                                           "eval_every", "metric", "patience", "seed", "steps", "log_every")}
+    given = {k: getattr(args, k) for k in MODEL_OPTIONS + ("batch", "optimizer", "lr", "lr_decay", "clip", "train_size",
+                                                           "val_size", "eval_every", "metric", "patience", "seed",
+                                                           "steps", "log_every")}
     for key in FIXED_ON_RESUME:
         if previous and given[key] is not None and given[key] != previous.get(key):
             raise MinicapError(f"the run in {args.out} was trained with {key} = {previous.get(key)!r}, not "
                                f"{given[key]!r}; drop that option to resume it, or start a new run with --out")
     out = dict(DEFAULTS, **MODEL_DEFAULTS, attention="soft")
+    if (given["attention"] or previous.get("attention")) == "hard":
+        out["penalty"] = 0.0
     out.update(previous)
     out.update({k: v for k, v in given.items() if v is not None})
     for key in ("embed", "hidden", "attention_size", "batch", "train_size", "val_size", "eval_every", "patience",
@@ -173,18 +188,25 @@ def _settings(args, previous=None):
             raise MinicapError(f"--{key.replace('_', '-')} must be at least 1, got {out[key]}")
     if not 0 <= out["dropout"] < 1:
         raise MinicapError(f"--dropout must be in [0, 1), got {out['dropout']}")
-    if out["lr"] <= 0 or out["clip"] <= 0 or out["penalty"] < 0:
-        raise MinicapError("--lr and --clip must be positive and --penalty at least 0")
+    if out["lr"] <= 0 or out["clip"] <= 0 or min(out["penalty"], out["reward_weight"], out["entropy_weight"]) < 0:
+        raise MinicapError("--lr and --clip must be positive, and --penalty, --reward-weight, --entropy-weight "
+                           "at least 0")
+    if not 0 <= out["sample_prob"] <= 1:
+        raise MinicapError(f"--sample-prob must be in [0, 1], got {out['sample_prob']}")
     return out
 
 
-def make_train_step(config, features, captions, batch_size):
+def make_train_step(config, features, captions, batch_size, lr=None, steps=None):
     """train_step(run) -> (loss, grads) for minicap.train.train: a random minibatch from run.rng.
-    The hard model keeps its REINFORCE baseline b in run.state["baseline"] (saved, so resuming is exact)."""
+    The hard model keeps its REINFORCE baseline b in run.state["baseline"] (saved, so resuming is exact).
+    With lr and steps, the learning rate follows a cosine from lr down to 0 at `steps` (a function of
+    run.step, so a resumed run follows the same schedule)."""
     from minicap.data import sample_minibatch
     from minicap.models import captioner, hard_attention
 
     def train_step(run):
+        if lr is not None:
+            run.optimizer.lr = lr * 0.5 * (1 + math.cos(math.pi * min(run.step / steps, 1)))
         idx = sample_minibatch(len(features), batch_size, run.rng)
         batch = {"features": features[idx], "captions": captions[idx]}
         if config.attention != "hard":
@@ -238,9 +260,7 @@ def run_train(args):
         config = captioner.CaptionerConfig.from_dict(previous["model"])
     else:  # feature_scale brings the CNN features to unit root-mean-square size
         rms = float(np.sqrt(np.mean(np.square(train_feats[:1000], dtype=np.float64))))
-        config = captioner.CaptionerConfig(feature_scale=1 / max(rms, 1e-12), **{
-            k: s[k] for k in ("attention", "embed", "hidden", "attention_size", "dropout", "penalty",
-                              "image_feature")})
+        config = captioner.CaptionerConfig(feature_scale=1 / max(rms, 1e-12), **{k: s[k] for k in MODEL_OPTIONS})
     D = train_feats.shape[2]
     fresh = captioner.init_params(config, len(vocab), D, np.random.default_rng(s["seed"]),
                                   locations=train_feats.shape[1])
@@ -274,7 +294,8 @@ def run_train(args):
     print(f"model: {attention} attention, E={config.embed} H={config.hidden} A={config.attention_size}, "
           f"{sum(v.size for v in run.params.values()):,} parameters; vocabulary {len(vocab)} words", file=sys.stderr)
     start = time.time()
-    train(run, make_train_step(config, train_feats, train_caps, s["batch"]), s["steps"], args.out,
+    schedule = (s["lr"], s["steps"]) if s["lr_decay"] == "cosine" else (None, None)
+    train(run, make_train_step(config, train_feats, train_caps, s["batch"], *schedule), s["steps"], args.out,
           clip=("global", s["clip"]), log_every=s["log_every"], evaluate=evaluate, eval_every=s["eval_every"],
           metric=s["metric"], patience=s["patience"], on_log=on_log, extra=extra)
     print(f"best validation {s['metric']} {run.best_score:.4f}; {time.time() - start:.0f} s. "
@@ -346,7 +367,7 @@ def run_evaluate(args):
         raise MinicapError(f"--n must be at least 1, got {args.n}")
     params, config, vocab, encoder, ck_config = load_captioner(args.checkpoint)
     from minicap.data import DEFAULT_SIZES
-    data, feats = load_split(args.split, args.n or DEFAULT_SIZES[args.split], 0, encoder, Path("runs/cache"),
+    data, feats = load_split(args.split, args.n or DEFAULT_SIZES[args.split], 0, encoder, args.cache,
                              progress=not args.json)
     scores, captions, _ = evaluate_model(params, config, vocab, feats, data, beam_size=args.beam)
     scores = {"checkpoint": str(resolve_checkpoint(args.checkpoint)), "attention": config.attention,
