@@ -211,6 +211,25 @@ def test_greedy_decoding_scores_match_teacher_forcing(attention):
             assert hyp.extras["alpha"].shape == (len(hyp.tokens) + hyp.finished, L)
 
 
+def test_sampled_glimpse_decoding_replays_under_teacher_forcing():
+    """glimpse="sample" decoding draws each location from alpha with the rng it is given: the log-probability
+    it reports equals the teacher-forced one with those locations, and the same seed gives the same captions."""
+    config, params = tiny_model("hard")
+    params["bo"][:2] = -50
+    features = tiny_batch()["features"]
+    with pytest.raises(ValueError, match="rng"):
+        C.generate(params, config, features, glimpse="sample")
+    hyps = C.generate(params, config, features, glimpse="sample", rng=np.random.default_rng(5), max_len=6)
+    again = C.generate(params, config, features, glimpse="sample", rng=np.random.default_rng(5), max_len=6)
+    assert [h.tokens for h in hyps] == [h.tokens for h in again]
+    for n, hyp in enumerate(hyps):
+        caption = np.array([[1] + hyp.tokens + ([2] if hyp.finished else [])])
+        locations = hyp.extras["location"][None]
+        logits, _, _, _ = C.forward(params, config, features[n:n + 1], caption, glimpse="sample", locations=locations)
+        logp = C.caption_log_likelihood(logits, caption[:, 1:], C.caption_mask(caption))[0]
+        assert hyp.log_prob == pytest.approx(logp, rel=1e-10)
+
+
 def test_beam_of_one_is_greedy_and_wider_beams_score_at_least_as_well():
     config, params = tiny_model("soft")
     features = tiny_batch()["features"]

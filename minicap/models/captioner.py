@@ -385,18 +385,21 @@ def initial_state(params, config, features):
     return image
 
 
-def make_step(params, config, glimpse=None):
+def make_step(params, config, glimpse=None, rng=None):
     """The decode step of minicap.decode: step(tokens (B,), state) -> (log_probs (B, V), state, extras).
 
     glimpse: how the step looks (default: "expected" for soft, "argmax" for hard: the single most
-    likely location, so decoding is deterministic). extras["alpha"] (B, L) is the attention that
-    predicted the token; a hard glimpse also reports extras["location"] (B,).
+    likely location, so decoding is deterministic; "sample" draws each location from rng, a
+    np.random.Generator). extras["alpha"] (B, L) is the attention that predicted the token; a hard
+    glimpse also reports extras["location"] (B,).
     """
     glimpse = glimpse or ("argmax" if config.attention == "hard" else "expected")
+    if glimpse == "sample" and rng is None:
+        raise ValueError('glimpse="sample" draws the locations at random: pass rng, a np.random.Generator')
 
     def step(tokens, state):
         x, _ = embedding_forward(np.asarray(tokens), params["W_embed"])
-        (h, c, z, alpha, s), _ = step_forward(params, config, x, state["h"], state["c"], state, glimpse)
+        (h, c, z, alpha, s), _ = step_forward(params, config, x, state["h"], state["c"], state, glimpse, rng)
         logits, _ = output_forward(params, config, x, h, z)
         extras = {}
         if alpha is not None:
@@ -408,11 +411,12 @@ def make_step(params, config, glimpse=None):
     return step
 
 
-def generate(params, config, features, beam_size=1, max_len=20, batch_size=500, glimpse=None):
+def generate(params, config, features, beam_size=1, max_len=20, batch_size=500, glimpse=None, rng=None):
     """Caption images: features (N, L, D) -> list of N decode.Hypothesis (tokens without <START>/<END>,
-    extras["alpha"] (n, L) per generated token). beam_size 1 is greedy decoding."""
+    extras["alpha"] (n, L) per generated token). beam_size 1 is greedy decoding. glimpse, rng: see
+    make_step (rng is needed only for glimpse="sample")."""
     from minicap.decode import beam_search, greedy
-    step = make_step(params, config, glimpse)
+    step = make_step(params, config, glimpse, rng)
     out = []
     for i in range(0, len(features), batch_size):
         state = initial_state(params, config, features[i:i + batch_size].astype(params["Wx"].dtype))
