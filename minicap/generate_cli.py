@@ -34,6 +34,10 @@ def configure(parser):
                              "(at most 8, evenly spaced), write windows outlined")
     parser.add_argument("--scale", type=int, default=3, help="pixels per image pixel in the pictures (default 3)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one each run)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="spread of the latent samples, z = mu + tau sigma eps: 1 samples the model, 0 draws "
+                             "the mean (default: 1 for DRAW, 0.5 for alignDRAW, whose full-spread samples are "
+                             "often illegible)")
 
 
 def resolve(path):
@@ -51,6 +55,8 @@ def run(args):
 
     if args.n < 1:
         raise MinicapError(f"--n must be at least 1, got {args.n}")
+    if args.temperature is not None and not args.temperature >= 0:
+        raise MinicapError(f"--temperature must be at least 0, got {args.temperature}")
     if not 1 <= args.scale <= 32:
         raise MinicapError(f"--scale must be between 1 and 32, got {args.scale}")
     if args.out.suffix.lower() != ".png":

@@ -1,5 +1,6 @@
 """alignDRAW: whole-model gradients, the alignment over words, the learned prior, generation, the CLI."""
 import functools
+import json
 import os
 import subprocess
 import sys
@@ -129,6 +130,21 @@ def test_generate_shapes_and_history():
     np.testing.assert_array_equal(images, again)
 
 
+def test_temperature_scales_the_prior_noise():
+    """z_t = mu' + tau sigma' eps: tau = 0 follows the prior's mean (the same image whatever the seed),
+    tau = 1 is the default sampling, and images drift away from the mean image as tau grows."""
+    config, params, batch = tiny_model()
+    args = (params, batch["words"], batch["mask"], config)
+    mean_a = ad.generate(*args, np.random.default_rng(0), temperature=0.0)
+    mean_b = ad.generate(*args, np.random.default_rng(7), temperature=0.0)
+    np.testing.assert_array_equal(mean_a, mean_b)
+    np.testing.assert_array_equal(ad.generate(*args, np.random.default_rng(3), temperature=1.0),
+                                  ad.generate(*args, np.random.default_rng(3)))
+    spread = [np.abs(ad.generate(*args, np.random.default_rng(3), temperature=tau) - mean_a).mean()
+              for tau in (0.25, 1.0)]
+    assert 0 < spread[0] < spread[1]
+
+
 def test_canvas_starts_black():
     """sigmoid(canvas0) ~ 0: the empty canvas is black like the background, not grey (sigmoid(0) = 0.5)."""
     config = ad.default_config(vocab_size=10)
@@ -221,6 +237,36 @@ def test_cli_generate_unknown_words_and_missing_caption(tiny_run):
     assert "Traceback" not in result.stderr
     result = _cli("generate", out, "--out", out / "x.png", cwd=out.parent)
     assert result.returncode == 2 and "caption" in result.stderr and "Traceback" not in result.stderr
+    result = _cli("generate", out, "the digit seven is at the top left of the image", "--temperature", -1,
+                  "--out", out / "x.png", cwd=out.parent)
+    assert result.returncode == 2 and "--temperature" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_roundtrip_reports_both_splits_and_draws_the_figure(tiny_run, tmp_path):
+    """`minicap roundtrip` end to end, with a tiny captioner (random small encoder): JSON with every key,
+    the figure written, a bad --temperature refused."""
+    from minicap.checkpoint import save_checkpoint
+    from minicap.models import encoder as enc
+    from minicap.models.aligndraw_cli import SAMPLE_TEMPERATURE
+    out, _ = tiny_run
+    channels = (4, 4, 6, 6)
+    save_checkpoint(tmp_path / "enc.npz", "encoder", enc.init_params(np.random.default_rng(0), channels),
+                    config={"channels": channels})
+    result = _cli("train", "captioner", "--out", tmp_path / "cap", "--encoder", tmp_path / "enc.npz", "--cache",
+                  tmp_path / "cache", "--steps", 2, "--train-size", 32, "--val-size", 8, "--embed", 6, "--hidden", 8,
+                  "--attention-size", 5, "--batch", 8, "--eval-every", 2, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = _cli("roundtrip", out, "--captioner", tmp_path / "cap", "--n", 6, "--png", tmp_path / "rt.png", "--json",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["temperature"] == SAMPLE_TEMPERATURE
+    for split in ("test", "novel"):
+        assert 0 <= report[f"{split}_round_trip_accuracy"] <= 1 and report[f"{split}_prompts"] >= 1
+        assert 0 <= report[f"{split}_captioner_accuracy_on_real_images"] <= 1 and report[f"{split}_bound"] > 0
+    assert (tmp_path / "rt.png").stat().st_size > 0
+    result = _cli("roundtrip", out, "--captioner", tmp_path / "cap", "--temperature", -0.5, cwd=tmp_path)
+    assert result.returncode == 2 and "--temperature" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_round_trip_counts_captions_that_state_the_prompt(tiny_run):

@@ -379,8 +379,11 @@ def bound(params, x, words, mask, config, rng, batch_size=100):
     return np.concatenate(out)
 
 
-def generate(params, words, mask, config, rng, record=False):
+def generate(params, words, mask, config, rng, record=False, temperature=1.0):
     """Draw one image per caption from the prior: z_t ~ P(Z_t | Z_{1:t-1}, y), then the generator step.
+
+    temperature tau scales the prior's spread, z_t = mu'_t + tau sigma'_t eps_t: 1 samples the learned
+    prior, 0 follows its mean (one image per caption), in between trades variety for legibility.
 
     words, mask: (N, L). Returns images (N, B, A) = sigmoid(c_T), the Bernoulli means. With record=True
     also returns a list of T dicts {"canvas": sigmoid(c_t) (N, B, A), "alpha": (N, L) the alignment
@@ -396,7 +399,7 @@ def generate(params, words, mask, config, rng, record=False):
     canvas = np.broadcast_to(params["canvas0"], (N, config["height"], config["width"]))
     history = []
     for t in range(config["T"]):
-        eps = rng.standard_normal((N, config["z_size"])).astype(dtype)
+        eps = (temperature * rng.standard_normal((N, config["z_size"]))).astype(dtype)
         if t == 0:
             z = eps                                                   # P(Z_1) = N(0, I)
         else:

@@ -321,10 +321,11 @@ def paired_bound_difference(model_a, model_b, x, samples=5, seed=100):
     return float(d.mean()), float(d.std() / np.sqrt(len(d))), float(np.mean(d < 0))
 
 
-def generate(params, config, n, rng, record=False):
+def generate(params, config, n, rng, record=False, temperature=1.0):
     """Draw n images from the prior: z_t ~ N(0, I), h_dec_t = LSTM_dec(z_t, h_dec_{t-1}), c_t += write(h_dec_t).
 
-    Returns images (n, B, A) = sigmoid(c_T), the Bernoulli means. With record=True also returns a
+    temperature tau scales the noise, z_t = tau eps_t: 1 samples the model's prior, 0 draws its mean
+    image, values between trade variety for legibility. Returns images (n, B, A) = sigmoid(c_T), the Bernoulli means. With record=True also returns a
     list of T dicts {"canvas": sigmoid(c_t) (n, B, A), "window": the write window or None}.
     """
     lstm_step, _ = _lstm_step()
@@ -333,7 +334,7 @@ def generate(params, config, n, rng, record=False):
     canvas = np.broadcast_to(params["canvas0"], (n, config["height"], config["width"]))
     history = []
     for _ in range(config["T"]):
-        z = rng.standard_normal((n, config["z_size"])).astype(dtype)
+        z = (temperature * rng.standard_normal((n, config["z_size"]))).astype(dtype)
         (h_dec, c_dec), _ = lstm_step(z, h_dec, c_dec, params["dec_Wx"], params["dec_Wh"], params["dec_b"])
         update, cache = write_step(params, h_dec, config)
         canvas = canvas + update

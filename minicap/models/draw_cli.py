@@ -275,7 +275,9 @@ def generate(ck, path, args):
                            f"drop the caption(s), or give an alignDRAW checkpoint")
     config = model_config({**DEFAULTS, **ck.config})
     check_param_shapes(path, ck.params, draw.init_params(config, np.random.default_rng(0)))
-    images, history = draw.generate(ck.params, config, args.n, np.random.default_rng(args.seed), record=True)
+    temperature = 1.0 if args.temperature is None else args.temperature
+    images, history = draw.generate(ck.params, config, args.n, np.random.default_rng(args.seed), record=True,
+                                    temperature=temperature)
     save_png(image_grid(images, scale=args.scale), args.out)
     print(f"wrote {args.n} samples from {path} (step {ck.step}) to {args.out}")
     named = classify_digits(images)
