@@ -20,9 +20,7 @@ def configure(parser):
 
 
 def run(args):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure   # no pyplot: draws off screen, leaves the backend alone
     from matplotlib.patches import Rectangle
 
     from minicap.data.captioned_mnist import make_captioned_mnist
@@ -33,7 +31,8 @@ def run(args):
     data = make_captioned_mnist(args.split, n=args.n, seed=args.seed)
     cols = min(4, args.n)
     rows = -(-args.n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(2.7 * cols, 3.1 * rows), squeeze=False)
+    fig = Figure(figsize=(2.7 * cols, 3.1 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
         if k >= args.n:
@@ -52,8 +51,6 @@ def run(args):
         fig.savefig(args.out, dpi=100)
     except OSError as err:
         raise MinicapError(f"{args.out}: cannot write the picture ({err.strerror})") from None
-    finally:
-        plt.close(fig)
     for k in range(args.n):
         print(f"{k:3d}  {data.captions[k]}")
     print(f"wrote {args.out}")

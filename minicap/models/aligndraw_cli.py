@@ -398,11 +398,10 @@ def save_round_trip_figure(rows, path, cols=4):
     """The round trip as a picture: rows = [(split, prompt, caption read back, correct, image (60, 60))];
     each drawing with its prompt above and the captioner's reading below (green right, red wrong)."""
     import textwrap
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure   # no pyplot: draws off screen, leaves the backend alone
     n_rows = -(-len(rows) // cols)
-    fig, axes = plt.subplots(n_rows, cols, figsize=(2.6 * cols, 3.4 * n_rows), squeeze=False)
+    fig = Figure(figsize=(2.6 * cols, 3.4 * n_rows))
+    axes = fig.subplots(n_rows, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (split, prompt, caption, correct, image) in zip(axes.ravel(), rows):
@@ -413,7 +412,6 @@ def save_round_trip_figure(rows, path, cols=4):
     fig.subplots_adjust(left=0.02, right=0.98, top=0.96, bottom=0.04, wspace=0.08, hspace=0.55)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 def _pad_to(image, width):

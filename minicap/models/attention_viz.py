@@ -14,9 +14,7 @@ def attention_figure(images, words, alphas, out_path, locations=None, title_size
     images: (N, H, W) in [0, 1]; words: N lists of words; alphas: N arrays (n_i, L), row t the
     attention that predicted words[i][t]; locations: N arrays (n_i,) of looked-at locations, or None.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure   # no pyplot: draws off screen, leaves the backend alone
     from matplotlib.patches import Rectangle
 
     from minicap.models.encoder import attention_map, location_cells
@@ -25,7 +23,8 @@ def attention_figure(images, words, alphas, out_path, locations=None, title_size
     size = images.shape[1:3]
     cells = location_cells(size)
     cols = 1 + max(len(w) for w in words)
-    fig, axes = plt.subplots(N, cols, figsize=(1.25 * cols, 1.45 * N), squeeze=False)
+    fig = Figure(figsize=(1.25 * cols, 1.45 * N))
+    axes = fig.subplots(N, cols, squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for i in range(N):
@@ -42,4 +41,3 @@ def attention_figure(images, words, alphas, out_path, locations=None, title_size
                 ax.add_patch(Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor="red", linewidth=1.5))
     fig.tight_layout(pad=0.3)
     fig.savefig(out_path, dpi=100)
-    plt.close(fig)
