@@ -119,6 +119,13 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
 def lstm_step_backward(dnext_h, dnext_c, cache):
     """Twin of minicap.nn.lstm.lstm_step_backward: returns dx, dprev_h, dprev_c, dWx, dWh, db."""
     x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
+    da, dprev_c = lstm_step_gate_grads(dnext_h, dnext_c, cache)
+    return da @ Wx.T, da @ Wh.T, dprev_c, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+
+def lstm_step_gate_grads(dnext_h, dnext_c, cache):
+    """Twin of minicap.nn.lstm.lstm_step_gate_grads: returns da (N, 4H) and dprev_c (N, H)."""
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
     N, H = tanh_c.shape
     dtype = np.result_type(dnext_h, dnext_c, tanh_c)
     gates = _as(np.concatenate([i, f, o, g], axis=1), dtype)  # caches of either backend work
@@ -126,7 +133,7 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     dh_pass, dprev_c = np.empty((N, H), dtype), np.empty((N, H), dtype)
     _gates_backward(np.zeros((N, H), dtype), _as(dnext_h, dtype), _as(dnext_c, dtype), np.ones(N, dtype),
                     gates, _as(tanh_c, dtype), _as(prev_c, dtype), da, dh_pass, dprev_c)
-    return da @ Wx.T, da @ Wh.T, dprev_c, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+    return da, dprev_c
 
 
 def _as(array, dtype):

@@ -24,6 +24,7 @@ HOT_FUNCTIONS = {}
 HOT_FUNCTIONS.update({
     "lstm_step_forward": ("minicap.nn.lstm:lstm_step_forward", "kernels.lstm:lstm_step_forward"),
     "lstm_step_backward": ("minicap.nn.lstm:lstm_step_backward", "kernels.lstm:lstm_step_backward"),
+    "lstm_step_gate_grads": ("minicap.nn.lstm:lstm_step_gate_grads", "kernels.lstm:lstm_step_gate_grads"),
     "lstm_forward": ("minicap.nn.lstm:lstm_forward", "kernels.lstm:lstm_forward"),
     "lstm_backward": ("minicap.nn.lstm:lstm_backward", "kernels.lstm:lstm_backward"),
     "soft_attention_forward": ("minicap.nn.attention:soft_attention_forward", "kernels.attention:soft_attention_forward"),

@@ -102,7 +102,7 @@ def soft_attention_step(dtype, quick=False):
     y = rng.integers(0, V, (B, T + 1))
     y_in, y_out, mask = y[:, :-1], y[:, 1:], np.ones((B, T))
     attend, attend_back = backend.get("soft_attention_forward"), backend.get("soft_attention_backward")
-    lstm_step, lstm_step_back = backend.get("lstm_step_forward"), backend.get("lstm_step_backward")
+    lstm_step, lstm_gate_grads = backend.get("lstm_step_forward"), backend.get("lstm_step_gate_grads")
     ce_forward, ce_backward = backend.get("temporal_softmax_loss_forward"), backend.get("temporal_softmax_loss_backward")
 
     def step():
@@ -127,15 +127,14 @@ def soft_attention_step(dtype, quick=False):
         demb, dhs, dzs, grads["Lh"], grads["Lz"], grads["Lo"], grads["bo"] = nn.deep_output_backward(
             ce_backward(1.0, ce_cache), out_cache)
         dalphas = nn.doubly_stochastic_penalty_backward(1.0, penalty_cache)
-        for name in ("Wx", "Wh", "b", "Wh_att", "w_att", "W_beta", "b_beta"):
+        for name in ("Wh_att", "w_att", "W_beta", "b_beta"):
             grads[name] = np.zeros_like(p[name])
         da_proj = np.zeros_like(a_proj)
         dh, dc = np.zeros_like(h), np.zeros_like(c)
+        das = np.empty((T, B, 4 * H), dtype)
         for t in reversed(range(T)):
-            dx, dh, dc, dWx, dWh, db = lstm_step_back(dhs[:, t] + dh, dc, lstm_caches[t])
-            grads["Wx"] += dWx
-            grads["Wh"] += dWh
-            grads["b"] += db
+            das[t], dc = lstm_gate_grads(dhs[:, t] + dh, dc, lstm_caches[t])
+            dx, dh = das[t] @ p["Wx"].T, das[t] @ p["Wh"].T
             demb[:, t] += dx[:, :E]
             _, da_proj_t, dh_att, dWh_att, dw_att, dW_beta, db_beta = attend_back(
                 dx[:, E:] + dzs[:, t], dalphas[:, t], att_caches[t], need_da=False)  # frozen features
@@ -145,6 +144,11 @@ def soft_attention_step(dtype, quick=False):
             grads["w_att"] += dw_att
             grads["W_beta"] += dW_beta
             grads["b_beta"] += db_beta
+        # the LSTM's weight gradients: one product over all T steps (as captioner.backward)
+        da_all = das.reshape(T * B, 4 * H)
+        grads["Wx"] = np.concatenate([cache[0] for cache in lstm_caches]).T @ da_all
+        grads["Wh"] = np.concatenate([cache[1] for cache in lstm_caches]).T @ da_all
+        grads["b"] = da_all.sum(axis=0)
         grads["Wa"] = a.reshape(-1, D).T @ da_proj.reshape(-1, A)
         grads["ba"] = da_proj.sum(axis=(0, 1))
         dpre_h, dpre_c = dh * (1 - h0 * h0), dc * (1 - c0 * c0)

@@ -76,6 +76,14 @@ def test_parity_lstm_step(shape, dtype):
             assert_close(got, want, dtype, f"{name} ({label})")
     for name, got, want in zip(names, nn.lstm_step_backward(dh, dc, cache_nb), expected):
         assert_close(got, want, dtype, f"{name} (reference backward on the twin's cache)")
+    da_ref, dprev_c_ref = nn.lstm_step_gate_grads(dh, dc, cache_ref)
+    for cache, label in [(cache_nb, "own cache"), (cache_ref, "reference cache")]:
+        da, dprev_c = KL.lstm_step_gate_grads(dh, dc, cache)
+        assert_close(da, da_ref, dtype, f"da ({label})")
+        assert_close(dprev_c, dprev_c_ref, dtype, f"dprev_c of the gate gradients ({label})")
+    # the gate gradient is the first half of the step's backward: the products finish it
+    assert_close(da_ref @ Wx.T, expected[0], dtype, "da Wx^T = dx")
+    assert_close(x[:, 0].T @ da_ref, expected[3], dtype, "x^T da = dWx")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

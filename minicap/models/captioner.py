@@ -238,20 +238,21 @@ def step_forward(params, config, x, h, c, image, glimpse="expected", rng=None, l
 
 def step_backward(dh_next, dc_next, dz, dalpha, cache, grads):
     """Backward of step_forward. dz: (N, Dz) from the output layer; dalpha: (N, L) or None (from a
-    penalty or REINFORCE). Adds weight gradients into grads; returns dx, dh, dc and the gradient of
-    the per-image input the step read: da_proj (attention) or dg (the baseline's z_t = g, else 0).
+    penalty or REINFORCE). Adds the gate's and the attention's weight gradients into grads; returns
+    dx, dh, dc, the gradient of the per-image input the step read (da_proj with attention, dg for the
+    baseline's z_t = g, else 0) and da_lstm (N, 4H), the LSTM's gate gradient: the LSTM's weight
+    gradients are sums over the steps, which backward() forms with one product over all of them.
 
     A sampled glimpse a_s depends on alpha only through the sampling, which has no gradient: the
     attention is then trained by dalpha alone (REINFORCE), so it receives dz = 0.
     """
     E, glimpse, att_cache, gate_cache, lstm_cache = cache
-    dxz, dh, dc, dWx, dWh, db = backend.get("lstm_step_backward")(dh_next, dc_next, lstm_cache)
-    grads["Wx"] += dWx
-    grads["Wh"] += dWh
-    grads["b"] += db
+    da_lstm, dc = backend.get("lstm_step_gate_grads")(dh_next, dc_next, lstm_cache)
+    Wx, Wh = lstm_cache[3], lstm_cache[4]
+    dxz, dh = da_lstm @ Wx.T, da_lstm @ Wh.T          # what the step's inputs need now; dWx, dWh later
     dx, dz = dxz[:, :E], dxz[:, E:] + dz
     if att_cache is None:
-        return dx, dh, dc, (dz if dz.shape[1] else 0)   # the baseline's z_t is g: dz flows to g
+        return dx, dh, dc, (dz if dz.shape[1] else 0), da_lstm   # the baseline's z_t is g: dz flows to g
     if gate_cache is not None:  # z = beta * z_in, beta = sigmoid(h W_beta + b_beta)
         h, z_in, beta, W_beta = gate_cache
         dlogit = np.sum(dz * z_in, axis=1, keepdims=True) * beta * (1 - beta)   # (N, 1)
@@ -267,7 +268,7 @@ def step_backward(dh_next, dc_next, dz, dalpha, cache, grads):
     _, da_proj, dh_att, dWh, dw = backend.get("soft_attention_backward")(dz, dalpha, att_cache, need_da=False)
     grads["W_att_h"] += dWh
     grads["w_att"] += dw
-    return dx, dh + dh_att, dc, da_proj
+    return dx, dh + dh_att, dc, da_proj, da_lstm
 
 
 # --- the whole caption (teacher forcing) ---------------------------------------------------------
@@ -311,11 +312,20 @@ def backward(dlogits, dalphas, cache):
     dhs = dropout_backward(dhs_drop, drop_cache)
     dh, dc = np.zeros_like(dhs[:, 0]), np.zeros_like(dhs[:, 0])
     dimage = 0  # attention models: the gradient of a_proj; the baseline: of g (through every z_t)
+    das = []
     for t in reversed(range(len(step_caches))):
         dalpha = None if dalphas is None else dalphas[:, t]
-        dx, dh, dc, dimage_t = step_backward(dh + dhs[:, t], dc, dzs[:, t], dalpha, step_caches[t], grads)
+        dx, dh, dc, dimage_t, da_lstm = step_backward(dh + dhs[:, t], dc, dzs[:, t], dalpha, step_caches[t], grads)
         demb[:, t] += dx
         dimage = dimage + dimage_t
+        das.append(da_lstm)
+    # The LSTM's weight gradients are sums over time, dWx = sum_t x_t^T da_t: one product over all
+    # N T rows (several times faster than T products of N rows each, and the same numbers).
+    lstm_caches = [cache[4] for cache in reversed(step_caches)]          # in the order of das
+    da_all = np.concatenate(das)
+    grads["Wx"] += np.concatenate([c[0] for c in lstm_caches]).T @ da_all
+    grads["Wh"] += np.concatenate([c[1] for c in lstm_caches]).T @ da_all
+    grads["b"] += da_all.sum(axis=0)
     attention = step_caches[0][2] is not None
     image_backward(dh, dc, dimage if attention else None, 0 if attention else dimage, image_cache, grads)
     grads["W_embed"] = embedding_backward(demb, emb_cache)

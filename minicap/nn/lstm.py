@@ -40,9 +40,24 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
 def lstm_step_backward(dnext_h, dnext_c, cache):
     """dnext_h, dnext_c: (N, H). Returns dx, dprev_h, dprev_c, dWx, dWh, db.
 
+    The gate gradient da (lstm_step_gate_grads) goes back through a = x Wx + prev_h Wh + b:
+    dx = da Wx^T, dprev_h = da Wh^T, dWx = x^T da, dWh = prev_h^T da, db = sum_n da.
+    """
+    x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
+    da, dprev_c = lstm_step_gate_grads(dnext_h, dnext_c, cache)
+    return da @ Wx.T, da @ Wh.T, dprev_c, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+
+def lstm_step_gate_grads(dnext_h, dnext_c, cache):
+    """The first half of lstm_step_backward: da (N, 4H), the gradient of the pre-activations a, and dprev_c.
+
     next_h = o tanh(c) gives dc = dnext_c + dnext_h o (1 - tanh(c)^2); then
     di = dc g, df = dc prev_c, dg = dc i, do = dnext_h tanh(c), dprev_c = dc f,
     through the nonlinearities: da_{i,f,o} = d{i,f,o} s (1 - s), da_g = dg (1 - g^2).
+
+    A loop over time that needs dx and dprev_h at every step but the weight gradients only in total
+    can keep each step's da and form dWx = sum_t x_t^T da_t as ONE product after the loop (the
+    captioner does): one (D, N T) x (N T, 4H) product is several times faster than T thin ones.
     """
     x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
     dc = dnext_c + dnext_h * o * (1 - tanh_c * tanh_c)
@@ -50,7 +65,7 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
                          dc * prev_c * f * (1 - f),
                          dnext_h * tanh_c * o * (1 - o),
                          dc * i * (1 - g * g)], axis=1)
-    return da @ Wx.T, da @ Wh.T, dc * f, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+    return da, dc * f
 
 
 def lstm_forward(x, h0, c0, Wx, Wh, b, mask=None):
