@@ -145,10 +145,7 @@ def soft_attention_step(dtype, quick=False):
             grads["W_beta"] += dW_beta
             grads["b_beta"] += db_beta
         # the LSTM's weight gradients: one product over all T steps (as captioner.backward)
-        da_all = das.reshape(T * B, 4 * H)
-        grads["Wx"] = np.concatenate([cache[0] for cache in lstm_caches]).T @ da_all
-        grads["Wh"] = np.concatenate([cache[1] for cache in lstm_caches]).T @ da_all
-        grads["b"] = da_all.sum(axis=0)
+        grads["Wx"], grads["Wh"], grads["b"] = nn.lstm_weight_grads(lstm_caches, das)
         grads["Wa"] = a.reshape(-1, D).T @ da_proj.reshape(-1, A)
         grads["ba"] = da_proj.sum(axis=(0, 1))
         dpre_h, dpre_c = dh * (1 - h0 * h0), dc * (1 - c0 * c0)

@@ -161,3 +161,20 @@ def test_deep_output_matches_equation():
     Lh, Lz, Lo, bo = rng.standard_normal((4, 3)), rng.standard_normal((5, 3)), rng.standard_normal((3, 7)), rng.standard_normal(7)
     logits, _ = nn.deep_output_forward(emb, h, z, Lh, Lz, Lo, bo)
     np.testing.assert_allclose(logits, np.tanh(emb + h @ Lh + z @ Lz) @ Lo + bo)
+
+
+def test_lstm_weight_grads_over_steps_equal_the_sum_of_each_steps():
+    """lstm_weight_grads (one product over all steps) gives the sum of lstm_step_backward's dWx, dWh, db."""
+    rng = np.random.default_rng(7)
+    N, D, H, T = 3, 4, 5, 4
+    Wx, Wh, b = rng.standard_normal((D, 4 * H)), rng.standard_normal((H, 4 * H)), rng.standard_normal(4 * H)
+    h, c = rng.standard_normal((N, H)), rng.standard_normal((N, H))
+    caches, das, summed = [], [], [0, 0, 0]
+    for _ in range(T):
+        (h, c), cache = nn.lstm_step_forward(rng.standard_normal((N, D)), h, c, Wx, Wh, b)
+        dh, dc = rng.standard_normal((N, H)), rng.standard_normal((N, H))
+        caches.append(cache)
+        das.append(nn.lstm_step_gate_grads(dh, dc, cache)[0])
+        summed = [s + g for s, g in zip(summed, nn.lstm_step_backward(dh, dc, cache)[3:])]
+    for got, want in zip(nn.lstm_weight_grads(caches, das), summed):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -43,7 +43,7 @@ from minicap import backend
 from minicap.data.vocab import END, NULL, START
 from minicap.nn import (affine_backward, affine_forward, deep_output_backward, deep_output_forward,
                         doubly_stochastic_penalty_backward, doubly_stochastic_penalty_forward,
-                        dropout_backward, dropout_forward, embedding_backward, embedding_forward,
+                        dropout_backward, dropout_forward, embedding_backward, embedding_forward, lstm_weight_grads,
                         relu_backward, relu_forward, sigmoid, tanh_backward, tanh_forward,
                         temporal_affine_backward, temporal_affine_forward)
 from minicap.nn.temporal import log_softmax
@@ -321,11 +321,10 @@ def backward(dlogits, dalphas, cache):
         das.append(da_lstm)
     # The LSTM's weight gradients are sums over time, dWx = sum_t x_t^T da_t: one product over all
     # N T rows (several times faster than T products of N rows each, and the same numbers).
-    lstm_caches = [cache[4] for cache in reversed(step_caches)]          # in the order of das
-    da_all = np.concatenate(das)
-    grads["Wx"] += np.concatenate([c[0] for c in lstm_caches]).T @ da_all
-    grads["Wh"] += np.concatenate([c[1] for c in lstm_caches]).T @ da_all
-    grads["b"] += da_all.sum(axis=0)
+    dWx, dWh, db = lstm_weight_grads([cache[4] for cache in reversed(step_caches)], das)   # das run backwards
+    grads["Wx"] += dWx
+    grads["Wh"] += dWh
+    grads["b"] += db
     attention = step_caches[0][2] is not None
     image_backward(dh, dc, dimage if attention else None, 0 if attention else dimage, image_cache, grads)
     grads["W_embed"] = embedding_backward(demb, emb_cache)

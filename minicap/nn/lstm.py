@@ -68,6 +68,14 @@ def lstm_step_gate_grads(dnext_h, dnext_c, cache):
     return da, dc * f
 
 
+def lstm_weight_grads(caches, das):
+    """dWx, dWh, db summed over a run of steps, from the steps' caches and gate gradients das (each (N, 4H),
+    lstm_step_gate_grads): dWx = sum_t x_t^T da_t as one product over all the steps' rows."""
+    da = np.concatenate(das)
+    x, prev_h = np.concatenate([c[0] for c in caches]), np.concatenate([c[1] for c in caches])
+    return x.T @ da, prev_h.T @ da, da.sum(axis=0)
+
+
 def lstm_forward(x, h0, c0, Wx, Wh, b, mask=None):
     """Run an LSTM over a sequence.
 
