@@ -39,9 +39,10 @@ from minicap.data import (DIGIT_WORDS, NULL, TEMPLATES, CaptionMeaning, Vocabula
                           load_mnist_5k, make_captioned_mnist, parse_caption)
 from minicap.gradcheck import check_model
 from minicap.models import captioner as C
-from minicap.models.captioner_cli import make_train_step
+from minicap.models.captioner import make_train_step
 from minicap.models.captioner_eval import evaluate_model
-from minicap.models.encoder import encode, encode_dataset, load_encoder
+from minicap.data.features import encode_dataset
+from minicap.models.encoder import encode, load_encoder
 from minicap.nn.temporal import log_softmax
 from minicap.optim import Adam
 from minicap.train import Run, train
@@ -194,7 +195,7 @@ assert set(errors) == set(tiny) and max(errors.values()) < 1e-6
 #
 # The settings of `minicap train captioner --attention none` (E = 64, H = 128, dropout 0.3, Adam
 # at 2e-3, global-norm clipping at 5, minibatches of 64), with the shared training loop and the
-# CLI's own training step (`captioner_cli.make_train_step`). The CLI also decodes the validation
+# CLI's own training step (`captioner.make_train_step`). The CLI also decodes the validation
 # set every 500 steps to keep the best model and stop early; here we simply train a fixed number
 # of steps.
 

@@ -38,9 +38,11 @@ from minicap.data import (DIGIT_WORDS, TEMPLATE_NAMES, CaptionMeaning, Vocabular
                           load_mnist_5k, make_captioned_mnist, parse_caption)
 from minicap.data.vocab import END, START
 from minicap.gradcheck import check_layer, check_model
+from minicap.data import features
 from minicap.models import captioner, encoder
-from minicap.models.attention_viz import attention_figure
-from minicap.models.captioner_cli import DEFAULTS, MODEL_DEFAULTS, make_train_step
+from minicap.viz import attention_figure
+from minicap.commands.captioner import DEFAULTS, MODEL_DEFAULTS
+from minicap.models.captioner import make_train_step
 from minicap.models.captioner_eval import attention_localisation, evaluate_model
 from minicap.optim import Adam
 from minicap.text import tokenize
@@ -321,7 +323,7 @@ def features_of(data):
     """(N, 49, 64) annotation features from the frozen encoder (cached on disk in full mode)."""
     if FAST:
         return encoder.encode(data.images, enc)
-    return encoder.encode_dataset(data, enc, cache_dir=cache_dir, progress=False)
+    return features.encode_dataset(data, enc, cache_dir=cache_dir, progress=False)
 
 
 t0 = time.time()

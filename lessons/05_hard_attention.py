@@ -37,8 +37,10 @@ from minicap import backend
 from minicap.data import Vocabulary, encode_captions
 from minicap.gradcheck import check_model, numerical_gradient, rel_error
 from minicap.models import captioner, hard_attention
-from minicap.models.attention_viz import attention_figure
-from minicap.models.captioner_cli import MODEL_DEFAULTS, load_split, make_train_step
+from minicap.viz import attention_figure
+from minicap.commands.captioner import MODEL_DEFAULTS
+from minicap.data.features import load_split
+from minicap.models.captioner import make_train_step
 from minicap.models.captioner_eval import evaluate_model
 from minicap.models.encoder import load_encoder
 from minicap.optim import Adam
@@ -348,7 +350,7 @@ assert variances["moving average"][0] < variances["b = 0"][0] / 2
 # attention: the penalty asks every location to be looked at about once over a caption, which
 # *spreads* $\alpha$, and a sampled glimpse from a spread $\alpha$ mostly lands on black background
 # (see `--penalty` in `minicap train captioner --help`). The baseline $b$ lives in `run.state`
-# (`captioner_cli.make_train_step`), so it is saved with every checkpoint.
+# (`captioner.make_train_step`), so it is saved with every checkpoint.
 
 # %%
 backend.use(TRAIN_BACKEND)

@@ -32,7 +32,7 @@ from minicap import backend
 from minicap.data.mnist import load_mnist_5k
 from minicap.gradcheck import check_layer, check_model
 from minicap.models import draw
-from minicap.models.draw_cli import canvas_animation, window_box
+from minicap.viz import canvas_animation, window_box
 from minicap.optim import Adam
 from minicap.train import Run, train
 

@@ -1,6 +1,6 @@
-"""The `minicap` command line.
+"""The `minicap` command line: the table of contents of the commands.
 
-Each command lives in the module that implements it; this file only lists them. A command
+Each command lives in a module of minicap/commands/; this file only lists them. A command
 module provides two functions:
 
     configure(parser)   add the command's arguments to an argparse parser
@@ -18,20 +18,20 @@ from minicap.errors import MinicapError
 
 # (command words, module, one-line help). "train X" commands share the `train` word.
 COMMANDS = [
-    (("gradcheck",), "minicap.gradcheck_cli", "check every layer's backward pass by finite differences"),
-    (("bench",), "minicap.bench", "time the hot workloads with the numpy and numba backends"),
-    (("train", "charrnn"), "minicap.models.charrnn_cli", "train min-char-rnn or an LSTM language model on a text"),
-    (("sample",), "minicap.models.charrnn_cli", "generate text from a `train charrnn` checkpoint"),
-    (("train", "encoder"), "minicap.models.encoder_cli", "pretrain the image encoder CNN on MNIST digits, freeze it for captioning"),
-    (("train", "draw"), "minicap.models.draw_cli", "train DRAW (recurrent VAE, filterbank attention) on MNIST digits"),
-    (("train", "aligndraw"), "minicap.models.aligndraw_cli", "train alignDRAW (caption-to-image, attention over words) on captioned MNIST"),
-    (("roundtrip",), "minicap.models.aligndraw_cli", "draw images for captions with alignDRAW, caption them with a captioner, count matches"),
-    (("generate",), "minicap.generate_cli", "draw images with a DRAW (or alignDRAW) checkpoint: PNG grid, GIF"),
-    (("train", "captioner"), "minicap.models.captioner_cli", "train a Show, Attend and Tell captioner (baseline, soft or hard attention) on captioned MNIST"),
-    (("caption",), "minicap.models.captioner_cli", "caption images with a captioner checkpoint; optional per-word attention figure"),
-    (("evaluate",), "minicap.models.captioner_cli", "score a captioner on a captioned-MNIST split: BLEU, METEOR, ROUGE-L, CIDEr, accuracy, localisation"),
-    (("data", "show"), "minicap.data.cli", "draw a grid of captioned-MNIST examples with their captions"),
-    (("score",), "minicap.metrics.cli", "score candidate captions against references: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D"),
+    (("gradcheck",), "minicap.commands.gradcheck", "check every layer's backward pass by finite differences"),
+    (("bench",), "minicap.commands.bench", "time the hot workloads with the numpy and numba backends"),
+    (("train", "charrnn"), "minicap.commands.charrnn", "train min-char-rnn or an LSTM language model on a text"),
+    (("sample",), "minicap.commands.charrnn", "generate text from a `train charrnn` checkpoint"),
+    (("train", "encoder"), "minicap.commands.encoder", "pretrain the image encoder CNN on MNIST digits, freeze it for captioning"),
+    (("train", "draw"), "minicap.commands.draw", "train DRAW (recurrent VAE, filterbank attention) on MNIST digits"),
+    (("train", "aligndraw"), "minicap.commands.aligndraw", "train alignDRAW (caption-to-image, attention over words) on captioned MNIST"),
+    (("roundtrip",), "minicap.commands.aligndraw", "draw images for captions with alignDRAW, caption them with a captioner, count matches"),
+    (("generate",), "minicap.commands.generate", "draw images with a DRAW (or alignDRAW) checkpoint: PNG grid, GIF"),
+    (("train", "captioner"), "minicap.commands.captioner", "train a Show, Attend and Tell captioner (baseline, soft or hard attention) on captioned MNIST"),
+    (("caption",), "minicap.commands.captioner", "caption images with a captioner checkpoint; optional per-word attention figure"),
+    (("evaluate",), "minicap.commands.captioner", "score a captioner on a captioned-MNIST split: BLEU, METEOR, ROUGE-L, CIDEr, accuracy, localisation"),
+    (("data", "show"), "minicap.commands.data", "draw a grid of captioned-MNIST examples with their captions"),
+    (("score",), "minicap.commands.score", "score candidate captions against references: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D"),
 ]
 
 

@@ -12,7 +12,7 @@ import pytest
 from minicap.data import Vocabulary
 from minicap.errors import MinicapError
 from minicap.gradcheck import check_model
-from minicap.gradcheck_cli import TOLERANCE, check_case
+from minicap.gradcheck_cases import TOLERANCE, check_case
 from minicap.models import aligndraw as ad
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,7 +261,7 @@ def test_cli_roundtrip_reports_both_splits_and_draws_the_figure(tiny_run, tmp_pa
     the figure written, a bad --temperature refused."""
     from minicap.checkpoint import save_checkpoint
     from minicap.models import encoder as enc
-    from minicap.models.aligndraw_cli import SAMPLE_TEMPERATURE
+    from minicap.commands.aligndraw import SAMPLE_TEMPERATURE
     out, _ = tiny_run
     channels = (4, 4, 6, 6)
     save_checkpoint(tmp_path / "enc.npz", "encoder", enc.init_params(np.random.default_rng(0), channels),
@@ -287,7 +287,7 @@ def test_round_trip_counts_captions_that_state_the_prompt(tiny_run):
     """round_trip with stand-in captioners: one that repeats the prompt in the other word order
     ("X left of Y" as "Y right of X") is always right, one that says something else never is."""
     from minicap.data import parse_caption, render_caption
-    from minicap.models import aligndraw_cli
+    from minicap.commands import aligndraw as aligndraw_cli
     out, _ = tiny_run
     prompts = []
 
@@ -320,7 +320,7 @@ def test_round_trip_counts_captions_that_state_the_prompt(tiny_run):
 def test_short_default_training_learns_positions(tmp_path):
     """300 steps of the default model (a few minutes): the validation bound falls well below the empty
     canvas's (~900 nats), and drawings for a caption put their ink where the caption says."""
-    from minicap.models import aligndraw_cli
+    from minicap.commands import aligndraw as aligndraw_cli
     result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 300, "--eval-every", 300,
                   "--val-size", 200, cwd=tmp_path)
     assert result.returncode == 0, result.stderr

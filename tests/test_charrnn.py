@@ -7,7 +7,7 @@ from minicap.checkpoint import load_checkpoint
 from minicap.cli import main
 from minicap.gradcheck import check_model
 from minicap.models import charrnn
-from minicap.models.charrnn_cli import DEFAULT_TEXT, read_text
+from minicap.commands.charrnn import DEFAULT_TEXT, read_text
 from minicap.optim import Adagrad
 from minicap.train import Run, train
 

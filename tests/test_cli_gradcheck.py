@@ -2,7 +2,7 @@
 import json
 
 from minicap.cli import main
-from minicap.gradcheck_cli import LAYER_CASES
+from minicap.gradcheck_cases import LAYER_CASES
 
 
 def test_gradcheck_json_lists_every_layer_and_passes(capsys):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from minicap import backend
-from minicap.gradcheck_cli import TOLERANCE, check_case
+from minicap.gradcheck_cases import TOLERANCE, check_case
 from minicap.nn import conv
 
 CONV_CASES = ["conv2d", "conv2d_stride2_pad1", "conv2d_stride2_nopad", "conv2d_stride3_pad2", "max_pool",

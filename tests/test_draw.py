@@ -179,7 +179,7 @@ def test_attention_beats_no_attention_on_held_out_digits(tmp_path):
     """The paper's comparison at this project's scale: 5,000 steps each (~15 + 25 minutes on 2 cores);
     the bound with attention is lower on the test digits, paired by image."""
     from minicap.checkpoint import load_checkpoint
-    from minicap.models.draw_cli import DEFAULTS, model_config
+    from minicap.commands.draw import DEFAULTS, model_config
     models = []
     for flag in ("--attention", "--no-attention"):
         out = tmp_path / flag

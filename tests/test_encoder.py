@@ -7,6 +7,7 @@ import pytest
 from minicap import MinicapError, backend
 from minicap.cli import main
 from minicap.gradcheck import check_model
+from minicap.data import features
 from minicap.models import encoder as enc
 
 
@@ -112,17 +113,17 @@ def test_encode_is_the_feature_map_flattened_row_major_in_any_batch_size():
 def test_features_are_cached_once_per_images_and_weights(tmp_path, monkeypatch):
     params = enc.init_params(np.random.default_rng(8))
     images = np.random.default_rng(9).random((4, 60, 60)).astype(np.float32)
-    first = enc.cached_encode(images, params, tmp_path, name="toy", progress=False)
+    first = features.cached_encode(images, params, tmp_path, name="toy", progress=False)
     assert len(list(tmp_path.glob("features-toy-*.npy"))) == 1
 
     def no_encoding(*args, **kwargs):
         raise AssertionError("the cached features should have been read")
     monkeypatch.setattr(enc, "encode", no_encoding)
-    np.testing.assert_array_equal(enc.cached_encode(images, params, tmp_path, name="toy", progress=False), first)
+    np.testing.assert_array_equal(features.cached_encode(images, params, tmp_path, name="toy", progress=False), first)
     monkeypatch.undo()
     other = dict(params, conv4_b=params["conv4_b"] + 1)   # other weights: other features, another file
-    enc.cached_encode(images, other, tmp_path, name="toy", progress=False)
-    enc.cached_encode(images[:3], params, tmp_path, name="toy", progress=False)   # other images: another file
+    features.cached_encode(images, other, tmp_path, name="toy", progress=False)
+    features.cached_encode(images[:3], params, tmp_path, name="toy", progress=False)   # other images: another file
     assert len(list(tmp_path.glob("features-toy-*.npy"))) == 3
 
 

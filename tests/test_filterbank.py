@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from minicap import backend
-from minicap.gradcheck_cli import TOLERANCE, check_case
+from minicap.gradcheck_cases import TOLERANCE, check_case
 from minicap.nn import filterbank as fb
 
 FILTERBANK_CASES = ["filter_params", "filterbank", "filterbank_read", "filterbank_write", "attentive_read",

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from minicap import nn
-from minicap.gradcheck_cli import LAYER_CASES, TOLERANCE, check_case
+from minicap.gradcheck_cases import LAYER_CASES, TOLERANCE, check_case
 
 
 @pytest.mark.parametrize("name", list(LAYER_CASES))

@@ -35,6 +35,7 @@ location to be looked at about once over the caption.
 Shapes: N batch, T time steps (caption length + 1), L locations, D annotation size, E embedding,
 H LSTM size, A attention size, V vocabulary. Parameters live in a flat dict (see init_params).
 """
+import math
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -434,3 +435,28 @@ def generate(params, config, features, beam_size=1, max_len=20, batch_size=500, 
         else:
             out += [beams[0] for beams in beam_search(step, state, START, END, max_len, beam_size)]
     return out
+
+
+def make_train_step(config, features, captions, batch_size, lr=None, steps=None):
+    """train_step(run) -> (loss, grads) for minicap.train.train: a random minibatch from run.rng.
+    The hard model keeps its REINFORCE baseline b in run.state["baseline"] (saved, so resuming is exact).
+    With lr and steps, the learning rate follows a cosine from lr down to 0 at `steps` (a function of
+    run.step, so a resumed run follows the same schedule)."""
+    from minicap.data import sample_minibatch
+    from minicap.models import hard_attention
+
+    def train_step(run):
+        if lr is not None:
+            run.optimizer.lr = lr * 0.5 * (1 + math.cos(math.pi * min(run.step / steps, 1)))
+        idx = sample_minibatch(len(features), batch_size, run.rng)
+        batch = {"features": features[idx], "captions": captions[idx]}
+        if config.attention != "hard":
+            return loss(run.params, batch, run.rng, config)
+        b = float(run.state["baseline"]) if "baseline" in run.state else None
+        value, grads, info = hard_attention.forward_backward(run.params, batch, run.rng, config, b)
+        if info["sampled"]:
+            run.state["baseline"] = np.array(hard_attention.update_baseline(b, info["logp_caption"],
+                                                                            config.baseline_decay))
+        return value, grads
+
+    return train_step

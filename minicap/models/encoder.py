@@ -317,7 +317,7 @@ def attention_map(alpha, image_size=60):
     return out
 
 
-# --- frozen encoder: loading, encoding, caching -----------------------------------------------------
+# --- frozen encoder: loading, encoding -----------------------------------------------------
 def load_encoder(path=None):
     """Frozen encoder parameters from a file written by `minicap train encoder` (encoder.npz, or its
     best.npz/last.npz checkpoints). Default: the shipped data/encoder_mnist.npz.
@@ -348,7 +348,7 @@ def weights_hash(params):
     return h.hexdigest()[:16]
 
 
-def encode(images, params=None, batch_size=256, progress=False):
+def encode(images, params=None, batch_size=256):
     """Annotation vectors for a stack of images: (N, H, W) in [0, 1] -> (N, L, D) float32.
 
     params: encoder weights (default: load_encoder(), the shipped frozen encoder). On 60x60
@@ -360,53 +360,24 @@ def encode(images, params=None, batch_size=256, progress=False):
     images = np.asarray(images)
     gh, gw = grid_shape(images.shape[1:3])
     out = np.empty((len(images), gh * gw, params["conv4_w"].shape[-1]), np.float32)
-    starts = range(0, len(images), batch_size)
-    if progress:
-        from tqdm import tqdm
-        starts = tqdm(starts, desc="encode", unit="batch", dynamic_ncols=True)
-    for i in starts:
+    for i in range(0, len(images), batch_size):
         feats, _ = features_forward(images[i:i + batch_size], params)
         out[i:i + batch_size] = feats.reshape(len(feats), gh * gw, -1)
     return out
 
 
-def images_hash(images):
-    """A short hash of an image stack's shape, dtype and values."""
-    images = np.ascontiguousarray(images)
-    h = hashlib.sha256(f"{images.shape}{images.dtype}".encode())
-    h.update(images.tobytes())
-    return h.hexdigest()[:16]
 
-
-def cached_encode(images, params=None, cache_dir="runs/cache", name="images", progress=True):
-    """encode(images, params), computed once and kept on disk.
-
-    The file is cache_dir/features-{name}-{hash of the images}-{hash of the weights}.npy, so another
-    dataset or another encoder never reads stale features. name only makes the file easy to recognise
-    (e.g. "train-seed0-n10000"). Returns (N, L, D) float32 (read into memory).
-    """
-    if params is None:
+def classify_digits(images):
+    """The shipped encoder CNN's verdict on 28 x 28 images in [0, 1]: (digit (n,), probability (n,)), or
+    None when its weights are not there. A check that samples look like digits to something other than us."""
+    try:
         params = load_encoder()
-    path = Path(cache_dir) / f"features-{name}-{images_hash(images)}-{weights_hash(params)}.npy"
-    if path.exists():
-        try:
-            feats = np.load(path, allow_pickle=False)
-            if feats.shape[0] == len(images):
-                return feats
-        except (OSError, ValueError):
-            pass  # a damaged cache file is recomputed and replaced
-    feats = encode(images, params, progress=progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, feats)
-    tmp.replace(path)
-    return feats
-
-
-def encode_dataset(data, params=None, cache_dir="runs/cache", progress=True):
-    """Cached annotation vectors (N, L, D) for a CaptionedMNIST dataset (make_captioned_mnist(...))."""
-    name = f"{data.split}-seed{data.seed}-banned{data.banned_seed}-n{len(data)}"
-    return cached_encode(data.images, params, cache_dir, name=name, progress=progress)
+    except MinicapError:
+        return None
+    logits = logits_forward(centred_digits(np.asarray(images, np.float32)), params)[0]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return p.argmax(axis=1), p.max(axis=1)
 
 
 # --- benchmark workload -----------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """`minicap train draw`, and DRAW's part of `minicap generate`: train DRAW on MNIST digits, draw samples.
 
     minicap train draw [--attention | --no-attention] [--steps N] [--out DIR] [--resume]
-    minicap generate CHECKPOINT [--n 16] --out FILE.png [--gif FILE.gif]      (see minicap/generate_cli.py)
+    minicap generate CHECKPOINT [--n 16] --out FILE.png [--gif FILE.gif]      (see minicap/commands/generate.py)
 
 Training reads the shipped MNIST subset's 4,000 train digits (minicap.data.mnist), binarised afresh
 for every batch (pixel ~ Bernoulli(intensity / 255)); every --eval-every steps it prints the bound on
@@ -9,7 +9,7 @@ the 500 validation digits (binarised once, with a fixed seed) and keeps the best
 OUT/best.npz. At the end it prints the bound of best.npz on the 500 test digits and writes
 OUT/summary.json. OUT/last.npz (kind "draw") resumes the exact run with --resume.
 
-The image helpers here (image_grid, window_box, canvas_animation) are shared with alignDRAW.
+Its pictures are drawn by minicap.viz.
 """
 import argparse
 import json
@@ -159,116 +159,14 @@ def run_train(args):
     return 0
 
 
-# --- pictures -------------------------------------------------------------------------------------
-def image_grid(images, cols=None, scale=3, pad=2):
-    """Tile images (n, H, W) with values in [0, 1] into one uint8 array (rows, cols) - grey, white ink."""
-    images = np.clip(np.asarray(images, dtype=np.float64), 0, 1)
-    n, H, W = images.shape
-    cols = cols or int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    cell_h, cell_w = H * scale + pad, W * scale + pad
-    grid = np.full((rows * cell_h + pad, cols * cell_w + pad), 64, dtype=np.uint8)
-    for k in range(n):
-        r, c = divmod(k, cols)
-        big = np.kron(images[k], np.ones((scale, scale)))
-        grid[pad + r * cell_h: pad + r * cell_h + H * scale, pad + c * cell_w: pad + c * cell_w + W * scale] = \
-            np.round(255 * big).astype(np.uint8)
-    return grid
-
-
-def window_box(window, k):
-    """The write window of image k as a box (left, top, right, bottom) in pixel units, 0-based edges.
-
-    The N filters along x are centred at mu_i = gx + (i - N/2 - 0.5) delta (pixels count from 1, so
-    pixel a spans [a - 1, a] in 0-based edge coordinates, centre a - 0.5); each covers one stride, so
-    the box spans from mu_1 - delta/2 to mu_N + delta/2.
-    """
-    N, delta = window["N"], float(window["delta"][k])
-    half = (N / 2) * delta
-    gx, gy = float(window["gx"][k]) - 0.5, float(window["gy"][k]) - 0.5
-    return gx - half, gy - half, gx + half, gy + half
-
-
-def canvas_animation(history, cols=None, scale=4, pad=2):
-    """Frames (PIL images) of the canvases glimpse by glimpse, with each write window outlined in red.
-
-    history: the list generate(..., record=True) returns: per step {"canvas": (n, B, A), "window"}.
-    """
-    from PIL import Image, ImageDraw
-
-    frames = []
-    n, H, W = history[0]["canvas"].shape
-    cols = cols or int(np.ceil(np.sqrt(n)))
-    for step in history:
-        grey = image_grid(step["canvas"], cols=cols, scale=scale, pad=pad)
-        frame = Image.fromarray(grey).convert("RGB")
-        if step["window"] is not None:
-            pen = ImageDraw.Draw(frame)
-            for k in range(n):
-                r, c = divmod(k, cols)
-                x0, y0 = pad + c * (W * scale + pad), pad + r * (H * scale + pad)
-                left, top, right, bottom = window_box(step["window"], k)
-                box = [x0 + max(left, 0) * scale, y0 + max(top, 0) * scale,
-                       x0 + min(right, W) * scale - 1, y0 + min(bottom, H) * scale - 1]
-                if box[2] > box[0] and box[3] > box[1]:   # a window wholly off the canvas is not drawn
-                    pen.rectangle(box, outline=(255, 40, 40))
-        frames.append(frame)
-    return frames
-
-
-def glimpse_strip(history, n_rows=4, n_cols=8, scale=3, pad=2):
-    """One picture of the drawing: a row per sample (the first n_rows), a column per glimpse (n_cols of
-    them, evenly spaced, ending with the last), write windows in red. Returns a PIL RGB image."""
-    from PIL import Image
-
-    T = len(history)
-    steps = sorted({int(round(k)) for k in np.linspace(0, T - 1, min(n_cols, T))})
-    rows = min(n_rows, history[0]["canvas"].shape[0])
-    per_step = [{"canvas": history[t]["canvas"][:rows],
-                 "window": None if history[t]["window"] is None else
-                 {k: (v[:rows] if np.ndim(v) else v) for k, v in history[t]["window"].items()}} for t in steps]
-    columns = canvas_animation(per_step, cols=1, scale=scale, pad=pad)      # each: one column of rows
-    width, height = columns[0].size
-    strip = Image.new("RGB", (len(columns) * (width - pad) + pad, height), (64, 64, 64))
-    for k, column in enumerate(columns):
-        strip.paste(column, (k * (width - pad), 0))
-    return strip
-
-
-def save_png(grid, path):
-    from PIL import Image
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid).save(path)
-
-
-def save_gif(frames, path, ms_per_frame=150, hold_last_ms=1500):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    durations = [ms_per_frame] * (len(frames) - 1) + [hold_last_ms]
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
-
-
-def classify_digits(images):
-    """The shipped encoder CNN's verdict on 28 x 28 images in [0, 1]: (digit (n,), probability (n,)), or
-    None when its weights are not there. A check that samples look like digits to something other than us."""
-    from minicap.models import encoder
-    try:
-        params = encoder.load_encoder()
-    except MinicapError:
-        return None
-    logits = encoder.logits_forward(encoder.centred_digits(np.asarray(images, np.float32)), params)[0]
-    p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    return p.argmax(axis=1), p.max(axis=1)
-
-
 # --- minicap generate, for a DRAW checkpoint ------------------------------------------------------
 def generate(ck, path, args):
     """Samples of a DRAW checkpoint (a minicap.checkpoint.Checkpoint read from `path`) as a PNG grid,
-    and with --gif an animation of the canvases being drawn. Called by minicap/generate_cli.py."""
+    and with --gif an animation of the canvases being drawn. Called by minicap/commands/generate.py."""
     from minicap.checkpoint import check_param_shapes
     from minicap.models import draw
+    from minicap.models.encoder import classify_digits
+    from minicap.viz import canvas_animation, glimpse_strip, image_grid, save_gif, save_png
 
     if args.captions:
         raise MinicapError(f"{path} holds an unconditional DRAW model: it draws digits, not captions; "

@@ -15,8 +15,8 @@ from minicap.errors import MinicapError
 
 # checkpoint kind -> "module:function"
 GENERATORS = {
-    "draw": "minicap.models.draw_cli:generate",
-    "aligndraw": "minicap.models.aligndraw_cli:generate",
+    "draw": "minicap.commands.draw:generate",
+    "aligndraw": "minicap.commands.aligndraw:generate",
 }
 
 

@@ -5,7 +5,7 @@
     minicap evaluate CHECKPOINT [--split val|test|novel] [--beam K] [--json]
 
 Training generates captioned MNIST (minicap.data), encodes the canvases once with the frozen encoder
-(cached under runs/cache), and trains on minibatches of (annotation vectors, caption). Every
+(cached under --cache), and trains on minibatches of (annotation vectors, caption). Every
 --eval-every steps it DECODES the validation images greedily and scores those captions; best.npz
 keeps the parameters with the best validation --metric, and training stops early after --patience
 evaluations without improvement. A checkpoint holds everything `caption` and `evaluate` need: the
@@ -14,7 +14,6 @@ model config, the vocabulary (extra/vocab) and the frozen encoder's weights (ext
 All three commands live in this module; configure() tells them apart by the parser's name.
 """
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -126,15 +125,6 @@ def run(args):
     return {"caption": run_caption, "evaluate": run_evaluate}.get(args._captioner_command, run_train)(args)
 
 
-# --- data -----------------------------------------------------------------------------------------
-def load_split(split, n, seed, encoder_params, cache_dir, banned_seed=0, progress=True):
-    """Captioned MNIST split `split` (n images) and its annotation vectors (n, L, D) float32."""
-    from minicap.data import make_captioned_mnist
-    from minicap.models.encoder import encode_dataset
-    data = make_captioned_mnist(split, n=n, seed=seed, banned_seed=banned_seed)
-    return data, encode_dataset(data, encoder_params, cache_dir=cache_dir, progress=progress)
-
-
 # --- checkpoints ----------------------------------------------------------------------------------
 def resolve_checkpoint(path):
     """A checkpoint file; a folder means its best.npz (else last.npz)."""
@@ -196,34 +186,12 @@ def _settings(args, previous=None):
     return out
 
 
-def make_train_step(config, features, captions, batch_size, lr=None, steps=None):
-    """train_step(run) -> (loss, grads) for minicap.train.train: a random minibatch from run.rng.
-    The hard model keeps its REINFORCE baseline b in run.state["baseline"] (saved, so resuming is exact).
-    With lr and steps, the learning rate follows a cosine from lr down to 0 at `steps` (a function of
-    run.step, so a resumed run follows the same schedule)."""
-    from minicap.data import sample_minibatch
-    from minicap.models import captioner, hard_attention
-
-    def train_step(run):
-        if lr is not None:
-            run.optimizer.lr = lr * 0.5 * (1 + math.cos(math.pi * min(run.step / steps, 1)))
-        idx = sample_minibatch(len(features), batch_size, run.rng)
-        batch = {"features": features[idx], "captions": captions[idx]}
-        if config.attention != "hard":
-            return captioner.loss(run.params, batch, run.rng, config)
-        b = float(run.state["baseline"]) if "baseline" in run.state else None
-        loss, grads, info = hard_attention.forward_backward(run.params, batch, run.rng, config, b)
-        if info["sampled"]:
-            run.state["baseline"] = np.array(hard_attention.update_baseline(b, info["logp_caption"],
-                                                                            config.baseline_decay))
-        return loss, grads
-
-    return train_step
-
 
 def run_train(args):
     from minicap.data import Vocabulary, encode_captions
     from minicap.models import captioner
+    from minicap.data.features import load_split
+    from minicap.models.captioner import make_train_step
     from minicap.models.captioner_eval import evaluate_model
     from minicap.models.encoder import load_encoder, weights_hash
     from minicap.optim import make_optimizer
@@ -350,7 +318,7 @@ def run_caption(args):
         if config.attention == "none":
             raise MinicapError("--attention-png needs an attention model; this checkpoint is the baseline "
                                "(--attention none), which has no attention to show")
-        from minicap.models.attention_viz import attention_figure
+        from minicap.viz import attention_figure
         words = [vocab.decode(h.tokens).split() + (["<END>"] if h.finished else []) for h in hyps]
         locations = [h.extras.get("location") for h in hyps]
         attention_figure(images, words, [h.extras["alpha"] for h in hyps], args.attention_png, locations)
@@ -360,6 +328,7 @@ def run_caption(args):
 
 # --- evaluate ---------------------------------------------------------------------------------------
 def run_evaluate(args):
+    from minicap.data.features import load_split
     from minicap.models.captioner_eval import evaluate_model, references
     if args.beam < 1:
         raise MinicapError(f"--beam must be at least 1, got {args.beam}")

@@ -8,8 +8,8 @@ Training writes OUT/last.npz and OUT/best.npz (kind "aligndraw", best = lowest v
 config that holds the model sizes and the caption vocabulary, so generating needs nothing else. At the
 end it prints the bound on the captioned-MNIST test split (and on the novel split).
 
-`minicap generate` (minicap/generate_cli.py) dispatches on the checkpoint's kind; for an "aligndraw"
-checkpoint it calls generate() here, which reuses DRAW's picture helpers (minicap.models.draw_cli).
+`minicap generate` (minicap/commands/generate.py) dispatches on the checkpoint's kind; for an "aligndraw"
+checkpoint it calls generate() here, which reuses DRAW's picture helpers (minicap.commands.draw).
 """
 import sys
 from pathlib import Path
@@ -238,7 +238,7 @@ def captioner_function(path, beam_size=1):
     """caption_images(images (N, 60, 60) in [0, 1]) -> N captions, with a `minicap train captioner`
     checkpoint (its frozen encoder, then greedy or beam decoding)."""
     from minicap.models.captioner import generate
-    from minicap.models.captioner_cli import load_captioner
+    from minicap.commands.captioner import load_captioner
     from minicap.models.encoder import encode
     params, config, vocab, encoder, _ = load_captioner(path)
 
@@ -294,6 +294,7 @@ def run_roundtrip(args):
             report[f"{split}_bound"] = test_bounds(args.checkpoint, n=args.n, splits=(split,))[split]
         rows.append((split, result))
     if args.png is not None:
+        from minicap.viz import save_round_trip_figure
         save_round_trip_figure([(split, r["data"].captions[i], r["captions"][i], r["data"].is_correct(i, r["captions"][i]),
                                  r["images"][i]) for split, r in rows for i in range(min(8, r["n"]))], args.png)
         print(f"wrote {args.png}", file=sys.stderr)
@@ -314,9 +315,9 @@ def _accuracy_on(caption_images, data):
 def generate(ck, path, args):
     """Images drawn from the prior for each caption in args.captions (args.n per caption): a PNG with
     one captioned row per caption and, with --gif, an animation of the canvases step by step with
-    the words the alignment attends to. Called by minicap/generate_cli.py for kind "aligndraw"."""
+    the words the alignment attends to. Called by minicap/commands/generate.py for kind "aligndraw"."""
     from minicap.models import aligndraw as ad
-    from minicap.models.draw_cli import save_gif
+    from minicap.viz import attention_frames, save_caption_grid, save_gif, stack_images
     if not args.captions or not any(c.strip() for c in args.captions):
         raise MinicapError(f"{path} holds an alignDRAW model, which draws from a caption: give one, e.g. "
                            f'minicap generate {path} "the digit three is at the top of the digit one" --out x.png')
@@ -335,7 +336,7 @@ def generate(ck, path, args):
     print(f"wrote {args.n} image{'s' * (args.n > 1)} per caption from {path} (step {ck.step}, temperature "
           f"{temperature:g}) to {args.out}")
     if args.gif is not None:
-        frames = [_stack([anim[t] for anim in animations]) for t in range(len(animations[0]))]
+        frames = [stack_images([anim[t] for anim in animations]) for t in range(len(animations[0]))]
         save_gif(frames, args.gif, ms_per_frame=300, hold_last_ms=2000)
         print(f"wrote the drawing, {len(frames)} steps, to {args.gif}")
     return 0
@@ -350,106 +351,3 @@ def prompt_tokens(caption, vocab):
             and DIGIT_WORDS[int(tok)] in vocab.index else tok for tok in tokenize(caption)]
 
 
-# --- pictures --------------------------------------------------------------------------------------
-def _font(size=13):
-    from PIL import ImageFont
-    try:
-        return ImageFont.load_default(size=size)   # a scalable font (Pillow >= 10.1 with FreeType)
-    except TypeError:
-        return ImageFont.load_default()
-
-
-def _stack(images, gap=4):
-    """PIL images one above the other, on white."""
-    from PIL import Image
-    width, height = max(im.width for im in images), sum(im.height for im in images) + gap * (len(images) - 1)
-    out = Image.new("RGB", (width, height), "white")
-    y = 0
-    for im in images:
-        out.paste(im, (0, y))
-        y += im.height + gap
-    return out
-
-
-def _label(text, width, font, height=None):
-    from PIL import Image, ImageDraw
-    height = height or font.getbbox("Ag")[3] + 8
-    strip = Image.new("RGB", (width, height), "white")
-    ImageDraw.Draw(strip).text((4, 4), text, fill="black", font=font)
-    return strip
-
-
-def save_caption_grid(rows, path, cols=8, scale=2):
-    """A PNG with each caption written above its images: rows = [(caption, images (n, H, W) in [0, 1])]."""
-    from PIL import Image
-    from minicap.models.draw_cli import image_grid
-    font = _font()
-    grids = [Image.fromarray(image_grid(images, cols=min(cols, len(images)), scale=scale)).convert("RGB")
-             for _, images in rows]
-    width = max(max(g.width for g in grids), 8 + int(max(font.getlength(c) for c, _ in rows)))
-    page = _stack([_stack([_label(caption, width, font), _pad_to(grid, width)], gap=0)
-                   for (caption, _), grid in zip(rows, grids)], gap=6)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.save(path)
-
-
-def save_round_trip_figure(rows, path, cols=4):
-    """The round trip as a picture: rows = [(split, prompt, caption read back, correct, image (60, 60))];
-    each drawing with its prompt above and the captioner's reading below (green right, red wrong)."""
-    import textwrap
-    from matplotlib.figure import Figure   # no pyplot: draws off screen, leaves the backend alone
-    n_rows = -(-len(rows) // cols)
-    fig = Figure(figsize=(2.6 * cols, 3.4 * n_rows))
-    axes = fig.subplots(n_rows, cols, squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    for ax, (split, prompt, caption, correct, image) in zip(axes.ravel(), rows):
-        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(textwrap.fill(f"{split}: {prompt.rstrip(' .')}", 34), fontsize=8)
-        ax.text(0.5, -0.03, textwrap.fill(f"read back: {caption}", 34), transform=ax.transAxes, ha="center",
-                va="top", fontsize=8, color="green" if correct else "red")
-    fig.subplots_adjust(left=0.02, right=0.98, top=0.96, bottom=0.04, wspace=0.08, hspace=0.55)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-
-
-def _pad_to(image, width):
-    from PIL import Image
-    out = Image.new("RGB", (width, image.height), "white")
-    out.paste(image, (0, 0))
-    return out
-
-
-def attention_frames(history, tokens, scale=3):
-    """One frame per step: the canvases (write windows in red, draw_cli.canvas_animation) above the
-    caption, each word shaded red by its alignment weight (the mean over the images), and the two most
-    attended words named. history: aligndraw.generate(..., record=True)'s list."""
-    from PIL import ImageDraw
-    from minicap.models.draw_cli import canvas_animation
-    n = history[0]["canvas"].shape[0]
-    canvases = canvas_animation(history, cols=min(n, 8), scale=scale)
-    font, small = _font(13), _font(11)
-    frames = []
-    for t, (canvas, step) in enumerate(zip(canvases, history)):
-        width = max(canvas.width, 8 + int(font.getlength(" ".join(tokens))) + 4 * len(tokens))
-        strip = _label("", width, font, height=44)
-        pen = ImageDraw.Draw(strip)
-        if step["alpha"] is not None:
-            weights = step["alpha"].mean(axis=0)[:len(tokens)]
-            x = 4
-            for j, word in enumerate(tokens):
-                shade = int(255 * (1 - weights[j] / max(weights.max(), 1e-12)))
-                w = int(font.getlength(word))
-                pen.rectangle([x - 2, 3, x + w + 2, 20], fill=(255, shade, shade))
-                pen.text((x, 4), word, fill="black", font=font)
-                x += w + 6
-            top = np.argsort(-weights)[:2]
-            note = f"step {t + 1}/{len(history)}: most attended " + ", ".join(
-                f"'{tokens[j]}' {weights[j]:.2f}" for j in top)
-        else:
-            pen.text((4, 4), " ".join(tokens), fill="black", font=font)
-            note = f"step {t + 1}/{len(history)} (no alignment: the mean of the words)"
-        pen.text((4, 25), note, fill=(80, 80, 80), font=small)
-        frames.append(_stack([_pad_to(canvas, width) if canvas.width < width else canvas, strip], gap=0))
-    return frames
