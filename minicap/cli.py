@@ -12,7 +12,9 @@ Command modules keep their top-level imports light (NumPy at most) and import he
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from minicap.errors import MinicapError
 
@@ -72,14 +74,24 @@ def _default_to_one_blas_thread():
         os.environ["OPENBLAS_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
 
 
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main(argv=None):
     """Entry point of the `minicap` console script. Returns the exit status."""
     _default_to_one_blas_thread()
     parser = _build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as done:   # --help, or a usage error argparse has already printed
+        return done.code
     if getattr(args, "_module", None) is None:
         parser.print_help()
         return 0
+    # SIGTERM (a scheduler, `kill`) stops a command like Ctrl-C: the same clean-up and the same message
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt) if on_main_thread else None
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
     except MinicapError as err:
@@ -88,7 +100,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("\nminicap: interrupted (the last checkpoint written is intact)", file=sys.stderr)
         return 130
-
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+        if "minicap.commands.runs" in sys.modules:   # a training command held its --out folder: give it back
+            sys.modules["minicap.commands.runs"].release_all()
 
 if __name__ == "__main__":
     sys.exit(main())

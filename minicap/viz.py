@@ -53,6 +53,39 @@ def attention_figure(images, words, alphas, out_path, locations=None, title_size
                 r, c, h, w = cells[int(locations[i][t])]
                 ax.add_patch(Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor="red", linewidth=1.5))
     fig.tight_layout(pad=0.3)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=100)
+
+
+def captioned_examples_figure(images, captions, boxes, out_path, title=""):
+    """Write a PNG: each image (N, H, W) in [0, 1] under its caption, four to a row. boxes: None, or
+    (N, 2, 4) ink boxes (row, col, height, width) of the caption's X (outlined red) and Y (cyan)."""
+    import textwrap
+    from matplotlib.figure import Figure   # no pyplot: draws off screen, leaves the backend alone
+    from matplotlib.patches import Rectangle
+
+    n = len(images)
+    cols = min(4, n)
+    rows = -(-n // cols)
+    fig = Figure(figsize=(2.7 * cols, 3.1 * rows + 0.3))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        ax.imshow(images[k], cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+        caption = captions[k]  # two balanced lines
+        ax.set_title("\n".join(textwrap.wrap(caption, len(caption) // 2 + 6)), fontsize=8)
+        if boxes is not None:
+            for slot, color in ((0, "red"), (1, "cyan")):
+                r, c, h, w = boxes[k, slot]
+                if h > 0:
+                    ax.add_patch(Rectangle((c - 0.5, r - 0.5), w, h, fill=False, edgecolor=color, lw=1))
+    if boxes is not None:
+        title += "\nboxes: red = X, the first digit the caption names; cyan = Y, the second"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=100)
 
 
@@ -113,6 +146,15 @@ def canvas_animation(history, cols=None, scale=4, pad=2):
     return frames
 
 
+def first_samples(history, n):
+    """The drawing history (generate(..., record=True)'s list of per-step dicts) of the first n samples."""
+    def head(value):
+        if isinstance(value, dict):
+            return {k: head(v) for k, v in value.items()}
+        return value[:n] if np.ndim(value) else value
+    return [{k: head(v) for k, v in step.items()} for step in history]
+
+
 def glimpse_strip(history, n_rows=4, n_cols=8, scale=3, pad=2):
     """One picture of the drawing: a row per sample (the first n_rows), a column per glimpse (n_cols of
     them, evenly spaced, ending with the last), write windows in red. Returns a PIL RGB image."""
@@ -120,11 +162,7 @@ def glimpse_strip(history, n_rows=4, n_cols=8, scale=3, pad=2):
 
     T = len(history)
     steps = sorted({int(round(k)) for k in np.linspace(0, T - 1, min(n_cols, T))})
-    rows = min(n_rows, history[0]["canvas"].shape[0])
-    per_step = [{"canvas": history[t]["canvas"][:rows],
-                 "window": None if history[t]["window"] is None else
-                 {k: (v[:rows] if np.ndim(v) else v) for k, v in history[t]["window"].items()}} for t in steps]
-    columns = canvas_animation(per_step, cols=1, scale=scale, pad=pad)      # each: one column of rows
+    columns = canvas_animation(first_samples([history[t] for t in steps], n_rows), cols=1, scale=scale, pad=pad)
     width, height = columns[0].size
     strip = Image.new("RGB", (len(columns) * (width - pad) + pad, height), (64, 64, 64))
     for k, column in enumerate(columns):

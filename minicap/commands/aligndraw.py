@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from minicap.commands.runs import (int_range, merge_settings, nonnegative_float, open_run_folder, positive_float,
+                                   positive_int, seed, writable_file)
 from minicap.errors import MinicapError
 
 KIND = "aligndraw"
@@ -39,52 +41,42 @@ def configure(parser):
     parser.add_argument("--out", type=Path, default=Path("runs/aligndraw"),
                         help="folder for last.npz and best.npz (default runs/aligndraw)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
-    parser.add_argument("--steps", type=int, default=None, help=f"train up to this many steps (default {DEFAULTS['steps']})")
-    parser.add_argument("--batch", type=int, default=None, help=f"images per step (default {DEFAULTS['batch']})")
-    parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {DEFAULTS['lr']})")
-    parser.add_argument("--clip", type=float, default=None,
+    parser.add_argument("--steps", type=positive_int, default=None, help=f"train up to this many steps (default {DEFAULTS['steps']})")
+    parser.add_argument("--batch", type=positive_int, default=None, help=f"images per step (default {DEFAULTS['batch']})")
+    parser.add_argument("--lr", type=positive_float, default=None, help=f"Adam learning rate (default {DEFAULTS['lr']})")
+    parser.add_argument("--clip", type=positive_float, default=None,
                         help=f"clip each parameter's gradient to this norm (default {DEFAULTS['clip']}, as the paper)")
     parser.add_argument("--no-align", action="store_true",
                         help="the paper's no-alignment baseline: the generator sees the mean of the word states")
-    parser.add_argument("--T", type=int, default=None, help="drawing steps (default 16)")
-    parser.add_argument("--enc", type=int, default=None, help="inference LSTM size (default 256)")
-    parser.add_argument("--dec", type=int, default=None, help="generator LSTM size (default 256)")
-    parser.add_argument("--z", type=int, default=None, help="latent size per step (default 100)")
-    parser.add_argument("--train-size", type=int, default=None,
+    parser.add_argument("--T", type=positive_int, default=None, help="drawing steps (default 16)")
+    parser.add_argument("--enc", type=positive_int, default=None, help="inference LSTM size (default 256)")
+    parser.add_argument("--dec", type=positive_int, default=None, help="generator LSTM size (default 256)")
+    parser.add_argument("--z", type=positive_int, default=None, help="latent size per step (default 100)")
+    parser.add_argument("--train-size", type=positive_int, default=None,
                         help=f"captioned images to train on (default {DEFAULTS['train_size']})")
-    parser.add_argument("--val-size", type=int, default=None,
+    parser.add_argument("--val-size", type=positive_int, default=None,
                         help=f"validation images for the bound printed while training (default {DEFAULTS['val_size']})")
-    parser.add_argument("--eval-every", type=int, default=None,
+    parser.add_argument("--eval-every", type=positive_int, default=None,
                         help=f"compute the validation bound every N steps (default {DEFAULTS['eval_every']})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the initialisation and data (default 0)")
+    parser.add_argument("--seed", type=seed, default=None, help="random seed of the initialisation and data (default 0)")
 
 
 # options that define the model and its data: a resumed run must keep them
-FIXED_ON_RESUME = ("batch", "lr", "clip", "train_size", "T", "enc_size", "dec_size", "z_size", "align")
+FIXED_ON_RESUME = ("batch", "lr", "clip", "train_size", "val_size", "T", "enc_size", "dec_size", "z_size", "align",
+                   "seed")
 
 
 def _settings(args, previous=None):
-    """The command line, else the checkpoint's config (on resume), else the defaults."""
-    previous = previous or {}
+    """The defaults, then the checkpoint's settings (on resume), then the command line."""
     given = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "clip": args.clip,
              "train_size": args.train_size, "val_size": args.val_size, "eval_every": args.eval_every,
              "T": args.T, "enc_size": args.enc, "dec_size": args.dec, "z_size": args.z,
-             "align": False if args.no_align else None}
-    for key in FIXED_ON_RESUME:
-        if previous and given[key] is not None and given[key] != previous[key]:
-            raise MinicapError(f"the run in {args.out} was trained with {key} = {previous[key]!r}, not "
-                               f"{given[key]!r}; drop that option to resume it, or train a new run with --out")
+             "align": False if args.no_align else None, "seed": args.seed}
     from minicap.models.aligndraw import default_config
     model_defaults = default_config()
-    out = dict(DEFAULTS, **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align")})
-    out.update({k: v for k, v in previous.items() if k in out})
-    out.update({k: v for k, v in given.items() if v is not None})
-    for key in ("steps", "batch", "train_size", "val_size", "eval_every", "T", "enc_size", "dec_size", "z_size"):
-        if out[key] < 1:
-            raise MinicapError(f"--{key.split('_size')[0].replace('_', '-')} must be at least 1, got {out[key]}")
-    if not (out["lr"] > 0 and out["clip"] > 0):
-        raise MinicapError("--lr and --clip must be positive")
-    return out
+    defaults = dict(DEFAULTS, seed=0, **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align")})
+    return merge_settings(given, previous, defaults, FIXED_ON_RESUME, args.out,
+                          flags={"enc_size": "enc", "dec_size": "dec", "z_size": "z", "align": "no-align"})
 
 
 def model_config(config):
@@ -106,17 +98,10 @@ def run_train(args):
     from minicap.optim import make_optimizer
     from minicap.train import Run, resume_run, train
 
-    last = args.out / "last.npz"
-    previous = None
-    if args.resume:
-        from minicap.checkpoint import load_checkpoint
-        if not last.exists():
-            raise MinicapError(f"there is no checkpoint {last} to resume; train without --resume first")
-        previous = load_checkpoint(last, kind=KIND).config
-    elif last.exists():
-        raise MinicapError(f"{last} already holds a run: add --resume to continue it, or give a new --out DIR")
+    folder = open_run_folder(args.out, KIND, args.resume)
+    previous, last = folder.previous, folder.last
     cfg = _settings(args, previous)
-    seed = previous["seed"] if previous else args.seed
+    seed = cfg["seed"]
 
     print(f"generating captioned MNIST: {cfg['train_size']} training and {cfg['val_size']} validation images")
     data = make_captioned_mnist("train", n=cfg["train_size"], seed=seed)
@@ -146,20 +131,20 @@ def run_train(args):
 
     def evaluate(run):
         b = ad.bound(run.params, val_x, val_words, val_mask, model, np.random.default_rng(0))
-        return {"val_bound": float(b.mean()), "neg_val_bound": -float(b.mean())}
+        return {"val_bound": float(b.mean())}
 
     def on_log(run, smooth):
         return f"step {run.step}: training bound {smooth:.1f} nats"
 
     train_step = ad.make_train_step(model, data.images, words, mask, cfg["batch"])
     train(run_, train_step, cfg["steps"], args.out, clip=("per_param", cfg["clip"]), log_every=100,
-          evaluate=evaluate, eval_every=cfg["eval_every"], metric="neg_val_bound",
+          evaluate=evaluate, eval_every=cfg["eval_every"], metric="val_bound", higher_is_better=False,
           checkpoint_every=cfg["eval_every"], on_log=on_log)
     best = args.out / "best.npz"
     report = test_bounds(best if best.exists() else last, n=cfg["test_size"])
     for split, value in report.items():
         print(f"{split} bound (best.npz): {value:.1f} nats per image")
-    print(f'draw from it: minicap generate {best} "the digit three is at the top of the digit one" --out three_one.png')
+    print(f'draw from it: minicap generate {best} "the digit three is at the top of the digit one" --out runs/three_one.png')
     return 0
 
 
@@ -259,14 +244,14 @@ def configure_roundtrip(parser):
     parser.add_argument("--split", choices=("test", "novel", "both"), default="both",
                         help="prompts from the test split (combinations seen in training) or the novel split "
                              "(held-out digit/position combinations); default both")
-    parser.add_argument("--n", type=int, default=500, help="prompts per split (default 500)")
-    parser.add_argument("--beam", type=int, default=1, help="the captioner's beam width (default 1: greedy)")
+    parser.add_argument("--n", type=int_range(1, 100_000), default=500, help="prompts per split (default 500)")
+    parser.add_argument("--beam", type=int_range(1, 100), default=1, help="the captioner's beam width (default 1: greedy)")
     parser.add_argument("--no-bound", action="store_true", help="skip the bound of the split's own images")
-    parser.add_argument("--png", type=Path, default=None,
+    parser.add_argument("--png", type=writable_file(".png"), default=None,
                         help="also draw the first 16 prompts' images with the captions the captioner gave them")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the drawings (default 0)")
-    parser.add_argument("--temperature", type=float, default=SAMPLE_TEMPERATURE,
+    parser.add_argument("--seed", type=seed, default=0, help="random seed of the drawings (default 0)")
+    parser.add_argument("--temperature", type=nonnegative_float, default=SAMPLE_TEMPERATURE,
                         help=f"spread of the prior's samples: 1 samples the prior, 0 follows its mean "
                              f"(default {SAMPLE_TEMPERATURE})")
 
@@ -274,10 +259,6 @@ def configure_roundtrip(parser):
 def run_roundtrip(args):
     """Bound and round-trip accuracy of an alignDRAW checkpoint on the test and/or novel split."""
     import json
-    if args.n < 1 or args.beam < 1:
-        raise MinicapError("--n and --beam must be at least 1")
-    if not args.temperature >= 0:
-        raise MinicapError(f"--temperature must be at least 0, got {args.temperature}")
     caption_images = captioner_function(args.captioner, args.beam)
     splits = ("test", "novel") if args.split == "both" else (args.split,)
     report = {"checkpoint": str(_resolve(args.checkpoint)), "captioner": str(args.captioner), "beam": args.beam,
@@ -312,12 +293,14 @@ def _accuracy_on(caption_images, data):
 
 
 # --- minicap generate, for an alignDRAW checkpoint -------------------------------------------------
+GENERATE_BATCH = 256   # images drawn at once
+ANIMATED = 8           # images per caption shown in the --gif animation
 def generate(ck, path, args):
     """Images drawn from the prior for each caption in args.captions (args.n per caption): a PNG with
     one captioned row per caption and, with --gif, an animation of the canvases step by step with
     the words the alignment attends to. Called by minicap/commands/generate.py for kind "aligndraw"."""
     from minicap.models import aligndraw as ad
-    from minicap.viz import attention_frames, save_caption_grid, save_gif, stack_images
+    from minicap.viz import attention_frames, first_samples, save_caption_grid, save_gif, stack_images
     if not args.captions or not any(c.strip() for c in args.captions):
         raise MinicapError(f"{path} holds an alignDRAW model, which draws from a caption: give one, e.g. "
                            f'minicap generate {path} "the digit three is at the top of the digit one" --out x.png')
@@ -326,12 +309,20 @@ def generate(ck, path, args):
     temperature = SAMPLE_TEMPERATURE if args.temperature is None else args.temperature
     rows, animations = [], []
     for caption in args.captions:
-        words, mask = ad.encode_words([prompt_tokens(caption, vocab)] * args.n, vocab)
-        images, history = ad.generate(params, words, mask, model, rng, record=True, temperature=temperature)
-        rows.append((caption, images))
+        words, mask = ad.encode_words([prompt_tokens(caption, vocab)], vocab)
+        # in batches, recording the drawing of the first batch only: memory stays bounded for any --n
+        images, history = [], None
+        for start in range(0, args.n, GENERATE_BATCH):
+            count = min(GENERATE_BATCH, args.n - start)
+            drawn = ad.generate(params, np.repeat(words, count, 0), np.repeat(mask, count, 0), model, rng,
+                                record=history is None, temperature=temperature)
+            if history is None:
+                drawn, history = drawn
+            images.append(drawn)
+        rows.append((caption, np.concatenate(images)))
         if args.gif is not None:
             tokens = [vocab.words[i] for i in words[0][mask[0]]]
-            animations.append(attention_frames(history, tokens, scale=args.scale))
+            animations.append(attention_frames(first_samples(history, ANIMATED), tokens, scale=args.scale))
     save_caption_grid(rows, args.out, scale=args.scale)
     print(f"wrote {args.n} image{'s' * (args.n > 1)} per caption from {path} (step {ck.step}, temperature "
           f"{temperature:g}) to {args.out}")

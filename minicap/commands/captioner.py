@@ -14,12 +14,15 @@ model config, the vocabulary (extra/vocab) and the frozen encoder's weights (ext
 All three commands live in this module; configure() tells them apart by the parser's name.
 """
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+from minicap.commands.runs import (dropout_rate, int_range, merge_settings, nonnegative_float, open_run_folder,
+                                   positive_float, positive_int, probability, seed, writable_file)
 from minicap.errors import MinicapError
 
 KIND = "captioner"
@@ -31,8 +34,10 @@ DEFAULTS = {"steps": 5000, "batch": 64, "optimizer": "adam", "lr": 2e-3, "clip":
 MODEL_DEFAULTS = {"embed": 64, "hidden": 128, "attention_size": 128, "dropout": 0.3, "penalty": 1.0,
                   "image_feature": "mean", "reward_weight": 0.1, "entropy_weight": 0.002, "sample_prob": 0.5}
 MODEL_OPTIONS = tuple(MODEL_DEFAULTS) + ("attention",)
-# options that define the model, its data and its optimiser: a resumed run must keep them
-FIXED_ON_RESUME = MODEL_OPTIONS + ("batch", "optimizer", "lr", "lr_decay", "clip", "train_size", "val_size", "seed")
+# options that define the model, its data, its optimiser and what is compared: a resumed run must keep them
+FIXED_ON_RESUME = MODEL_OPTIONS + ("batch", "optimizer", "lr", "lr_decay", "clip", "train_size", "val_size", "seed",
+                                   "metric")
+MAX_IMAGES = 100_000   # a captioned-MNIST split generated for `caption SPLIT:INDEX` or `evaluate --n`
 
 
 def configure(parser):
@@ -47,26 +52,26 @@ def configure(parser):
                              "stochastic attention trained with REINFORCE (default soft)")
     parser.add_argument("--data", choices=("mnist-captions",), default="mnist-captions",
                         help="the dataset: captioned MNIST generated from the shipped digits (default)")
-    parser.add_argument("--steps", type=int, default=None, help=f"train up to this many steps in total "
+    parser.add_argument("--steps", type=positive_int, default=None, help=f"train up to this many steps in total "
                         f"(default {DEFAULTS['steps']}; early stopping may end sooner)")
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for last.npz and best.npz (default runs/captioner-ATTENTION)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
     group = parser.add_argument_group("model")
-    group.add_argument("--embed", type=int, default=None, help=f"word embedding size E (default {MODEL_DEFAULTS['embed']})")
-    group.add_argument("--hidden", type=int, default=None, help=f"LSTM size H (default {MODEL_DEFAULTS['hidden']})")
-    group.add_argument("--attention-size", type=int, default=None,
+    group.add_argument("--embed", type=positive_int, default=None, help=f"word embedding size E (default {MODEL_DEFAULTS['embed']})")
+    group.add_argument("--hidden", type=positive_int, default=None, help=f"LSTM size H (default {MODEL_DEFAULTS['hidden']})")
+    group.add_argument("--attention-size", type=positive_int, default=None,
                        help=f"attention MLP size A (default {MODEL_DEFAULTS['attention_size']})")
-    group.add_argument("--dropout", type=float, default=None,
+    group.add_argument("--dropout", type=dropout_rate, default=None,
                        help=f"dropout on h_t before the output layer (default {MODEL_DEFAULTS['dropout']})")
-    group.add_argument("--penalty", type=float, default=None,
+    group.add_argument("--penalty", type=nonnegative_float, default=None,
                        help="lambda of the doubly stochastic attention penalty (default: soft 1.0 as the paper; "
                             "hard 0: it spreads alpha, so the sampled glimpses miss the digits)")
-    group.add_argument("--reward-weight", type=float, default=None,
+    group.add_argument("--reward-weight", type=nonnegative_float, default=None,
                        help="hard: lambda_r, the weight of the REINFORCE term (default 0.1, as the authors' code)")
-    group.add_argument("--entropy-weight", type=float, default=None,
+    group.add_argument("--entropy-weight", type=nonnegative_float, default=None,
                        help="hard: lambda_e, the weight of the entropy bonus (default 0.002)")
-    group.add_argument("--sample-prob", type=float, default=None,
+    group.add_argument("--sample-prob", type=probability, default=None,
                        help="hard: probability that a minibatch samples locations; else it uses the expected "
                             "context (default 0.5, as the paper)")
     group.add_argument("--image-feature", choices=("mean", "flat"), default=None,
@@ -74,28 +79,28 @@ def configure(parser):
                             "mean of the annotations (default, as the paper) or flat, a learned projection of "
                             "all of them, which keeps where things are")
     group = parser.add_argument_group("training")
-    group.add_argument("--batch", type=int, default=None, help=f"captions per step (default {DEFAULTS['batch']})")
+    group.add_argument("--batch", type=positive_int, default=None, help=f"captions per step (default {DEFAULTS['batch']})")
     group.add_argument("--optimizer", choices=("adam", "rmsprop"), default=None, help="default adam")
-    group.add_argument("--lr", type=float, default=None, help=f"learning rate (default {DEFAULTS['lr']})")
+    group.add_argument("--lr", type=positive_float, default=None, help=f"learning rate (default {DEFAULTS['lr']})")
     group.add_argument("--lr-decay", choices=("cosine", "none"), default=None,
                        help="none: a constant learning rate (default); cosine: it falls from --lr to 0 at --steps")
-    group.add_argument("--clip", type=float, default=None,
+    group.add_argument("--clip", type=positive_float, default=None,
                        help=f"clip the global gradient norm to this (default {DEFAULTS['clip']})")
-    group.add_argument("--train-size", type=int, default=None,
+    group.add_argument("--train-size", type=positive_int, default=None,
                        help=f"training images generated (default {DEFAULTS['train_size']})")
-    group.add_argument("--val-size", type=int, default=None,
+    group.add_argument("--val-size", type=positive_int, default=None,
                        help=f"validation images decoded at each evaluation (default {DEFAULTS['val_size']})")
-    group.add_argument("--eval-every", type=int, default=None, help=f"default {DEFAULTS['eval_every']}")
+    group.add_argument("--eval-every", type=positive_int, default=None, help=f"default {DEFAULTS['eval_every']}")
     group.add_argument("--metric", choices=("BLEU-4", "CIDEr", "accuracy"), default=None,
                        help="validation score for best.npz and early stopping (default CIDEr)")
-    group.add_argument("--patience", type=int, default=None,
+    group.add_argument("--patience", type=positive_int, default=None,
                        help=f"stop after this many evaluations without improvement (default {DEFAULTS['patience']})")
-    group.add_argument("--log-every", type=int, default=None, help="print the loss and a sample caption every N steps")
-    group.add_argument("--seed", type=int, default=None, help="seed of the initialisation and minibatches (default 0)")
+    group.add_argument("--log-every", type=positive_int, default=None, help="print the loss and a sample caption every N steps")
+    group.add_argument("--seed", type=seed, default=None, help="seed of the initialisation and minibatches (default 0)")
     group.add_argument("--encoder", type=Path, default=None,
                        help="frozen encoder weights (default: the shipped data/encoder_mnist.npz)")
-    group.add_argument("--cache", type=Path, default=Path("runs/cache"),
-                       help="folder for cached annotation vectors (default runs/cache)")
+    group.add_argument("--cache", type=Path, default=None,
+                       help="folder for cached annotation vectors (default: $MINICAP_CACHE, else ~/.cache/minicap)")
 
 
 def configure_caption(parser):
@@ -103,8 +108,8 @@ def configure_caption(parser):
     parser.add_argument("images", nargs="+", metavar="IMAGE",
                         help="60x60 grayscale PNG files (white digits on black, like captioned MNIST), "
                              "or SPLIT:INDEX for an example of the captioned-MNIST split (e.g. test:7)")
-    parser.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy)")
-    parser.add_argument("--attention-png", type=Path, default=None,
+    parser.add_argument("--beam", type=int_range(1, 100), default=1, help="beam width (default 1: greedy)")
+    parser.add_argument("--attention-png", type=writable_file(".png"), default=None,
                         help="write a figure: each word with its attention map over the image")
 
 
@@ -112,12 +117,13 @@ def configure_evaluate(parser):
     parser.add_argument("checkpoint", type=Path, help="a `minicap train captioner` checkpoint (.npz or its folder)")
     parser.add_argument("--split", choices=("val", "test", "novel"), default="test",
                         help="captioned-MNIST split to caption and score (default test)")
-    parser.add_argument("--n", type=int, default=None, help="score only the first N images (default all 1000)")
-    parser.add_argument("--beam", type=int, default=1, help="beam width (default 1: greedy)")
+    parser.add_argument("--n", type=int_range(1, MAX_IMAGES), default=None,
+                        help="score only the first N images (default all 1000)")
+    parser.add_argument("--beam", type=int_range(1, 100), default=1, help="beam width (default 1: greedy)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    parser.add_argument("--cache", type=Path, default=Path("runs/cache"),
-                        help="folder for cached annotation vectors (default runs/cache)")
-    parser.add_argument("--captions-out", type=Path, default=None,
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="folder for cached annotation vectors (default: $MINICAP_CACHE, else ~/.cache/minicap)")
+    parser.add_argument("--captions-out", type=writable_file(".json"), default=None,
                         help="also write every generated caption with its reference(s) to this JSON file")
 
 
@@ -158,39 +164,20 @@ def load_captioner(path):
 
 # --- training -------------------------------------------------------------------------------------
 def _settings(args, previous=None):
-    """The command line, else the resumed run's settings, else the defaults."""
-    previous = previous or {}
+    """The defaults, then the resumed run's settings, then the command line."""
     given = {k: getattr(args, k) for k in MODEL_OPTIONS + ("batch", "optimizer", "lr", "lr_decay", "clip", "train_size",
                                                            "val_size", "eval_every", "metric", "patience", "seed",
                                                            "steps", "log_every")}
-    for key in FIXED_ON_RESUME:
-        if previous and given[key] is not None and given[key] != previous.get(key):
-            raise MinicapError(f"the run in {args.out} was trained with {key} = {previous.get(key)!r}, not "
-                               f"{given[key]!r}; drop that option to resume it, or start a new run with --out")
-    out = dict(DEFAULTS, **MODEL_DEFAULTS, attention="soft")
-    if (given["attention"] or previous.get("attention")) == "hard":
-        out["penalty"] = 0.0
-    out.update(previous)
-    out.update({k: v for k, v in given.items() if v is not None})
-    for key in ("embed", "hidden", "attention_size", "batch", "train_size", "val_size", "eval_every", "patience",
-                "steps", "log_every"):
-        if out[key] < 1:
-            raise MinicapError(f"--{key.replace('_', '-')} must be at least 1, got {out[key]}")
-    if not 0 <= out["dropout"] < 1:
-        raise MinicapError(f"--dropout must be in [0, 1), got {out['dropout']}")
-    if out["lr"] <= 0 or out["clip"] <= 0 or min(out["penalty"], out["reward_weight"], out["entropy_weight"]) < 0:
-        raise MinicapError("--lr and --clip must be positive, and --penalty, --reward-weight, --entropy-weight "
-                           "at least 0")
-    if not 0 <= out["sample_prob"] <= 1:
-        raise MinicapError(f"--sample-prob must be in [0, 1], got {out['sample_prob']}")
-    return out
-
+    defaults = dict(DEFAULTS, **MODEL_DEFAULTS, attention="soft")
+    if (given["attention"] or (previous or {}).get("attention")) == "hard":
+        defaults["penalty"] = 0.0   # see --penalty's help
+    return merge_settings(given, previous, defaults, FIXED_ON_RESUME, args.out)
 
 
 def run_train(args):
     from minicap.data import Vocabulary, encode_captions
     from minicap.models import captioner
-    from minicap.data.features import load_split
+    from minicap.data.features import default_cache_dir, load_split
     from minicap.models.captioner import make_train_step
     from minicap.models.captioner_eval import evaluate_model
     from minicap.models.encoder import load_encoder, weights_hash
@@ -200,25 +187,22 @@ def run_train(args):
     attention = args.attention or "soft"
     if args.out is None:
         args.out = Path(f"runs/captioner-{attention}")
-    last = args.out / "last.npz"
-    previous = None
-    if args.resume:
-        if not last.exists():
-            raise MinicapError(f"--resume: {last} does not exist; train without --resume first")
-        from minicap.checkpoint import load_checkpoint
-        previous = load_checkpoint(last, kind=KIND).config
-        if args.attention is None:
-            args.attention = previous["settings"]["attention"]
-    elif last.exists():
-        raise MinicapError(f"{last} already exists; add --resume to continue that run, or choose another --out")
+    folder = open_run_folder(args.out, KIND, args.resume)
+    previous, last = folder.previous, folder.last
+    if previous is not None and args.attention is None:
+        args.attention = previous["settings"]["attention"]
     s = _settings(args, previous and previous["settings"])
 
     if previous is not None:
         _, _, saved_vocab, encoder, _ = load_captioner(last)   # the run's own frozen encoder
+        if args.encoder is not None and weights_hash(load_encoder(args.encoder)) != previous["encoder"]["hash"]:
+            raise MinicapError(f"the run in {args.out} was trained on the features of another encoder "
+                               f"({previous['encoder']['path']}); drop --encoder to resume it with its own, "
+                               f"or start a new run with another --out")
     else:
         encoder = load_encoder(args.encoder)
     print(f"data: captioned MNIST, {s['train_size']} training and {s['val_size']} validation images; "
-          f"encoding with the frozen encoder (cached in {args.cache})", file=sys.stderr)
+          f"encoding with the frozen encoder (cached in {args.cache or default_cache_dir()})", file=sys.stderr)
     train_data, train_feats = load_split("train", s["train_size"], 0, encoder, args.cache)
     val_data, val_feats = load_split("val", s["val_size"], 0, encoder, args.cache)
     vocab = Vocabulary.build(train_data.captions)
@@ -266,7 +250,7 @@ def run_train(args):
     train(run, make_train_step(config, train_feats, train_caps, s["batch"], *schedule), s["steps"], args.out,
           clip=("global", s["clip"]), log_every=s["log_every"], evaluate=evaluate, eval_every=s["eval_every"],
           metric=s["metric"], patience=s["patience"], on_log=on_log, extra=extra)
-    print(f"best validation {s['metric']} {run.best_score:.4f}; {time.time() - start:.0f} s. "
+    print(f"best validation {s['metric']} {run.best_score or math.nan:.4f}; {time.time() - start:.0f} s. "
           f"Score it: minicap evaluate {args.out / 'best.npz'} --split test", file=sys.stderr)
     return 0
 
@@ -276,38 +260,43 @@ def read_image(spec, image_size=IMAGE_SIZE):
     """An image as (H, W) float32 in [0, 1]: a PNG file (8-bit grayscale, image_size x image_size), or
     SPLIT:INDEX, an example of the captioned-MNIST split. Returns (image, caption of the example or None)."""
     from minicap.data.captioned_mnist import SPLITS
-    split, _, index = str(spec).partition(":")
-    if split in SPLITS and index.isdigit():
+    split, colon, index = str(spec).partition(":")
+    if split in SPLITS and colon:
+        if not (index.isascii() and index.isdigit()) or int(index) >= MAX_IMAGES:
+            raise MinicapError(f"image {spec}: the index after '{split}:' must be a whole number from 0 to "
+                               f"{MAX_IMAGES - 1:,}, e.g. {split}:7")
         from minicap.data import make_captioned_mnist
         data = make_captioned_mnist(split, n=int(index) + 1)
         return data.images[int(index)], data.captions[int(index)]
     from PIL import Image, UnidentifiedImageError
     path = Path(spec)
-    if not path.exists():
-        raise MinicapError(f"image {path} does not exist (give a {image_size}x{image_size} grayscale PNG, "
-                           "or SPLIT:INDEX such as test:7)")
+    if not path.is_file():
+        raise MinicapError(f"image {path} does not exist or is not a file (give a {image_size}x{image_size} "
+                           "grayscale PNG, or SPLIT:INDEX such as test:7)")
     try:
         with Image.open(path) as img:
-            img.load()
+            # size and mode come from the header: check them before decoding a single pixel, so a
+            # 20000x20000 "decompression bomb" costs nothing
             mode, size = img.mode, img.size
+            if size != (image_size, image_size):
+                raise MinicapError(f"image {path} is {size[0]}x{size[1]} pixels; the captioner reads {image_size}x"
+                                   f"{image_size} canvases (resize it, e.g. with PIL's Image.resize)")
+            if mode != "L":
+                raise MinicapError(f"image {path} has mode {mode}; the captioner reads 8-bit grayscale (mode L), "
+                                   f"white digits on black: convert it, e.g. Image.open(p).convert('L').save(p)")
             pixels = np.asarray(img)
-    except (UnidentifiedImageError, OSError) as err:
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise MinicapError(f"image {path} could not be read as an image ({err})") from None
-    if size != (image_size, image_size):
-        raise MinicapError(f"image {path} is {size[0]}x{size[1]} pixels; the captioner reads {image_size}x"
-                           f"{image_size} canvases (resize it, e.g. with PIL's Image.resize)")
-    if mode != "L":
-        raise MinicapError(f"image {path} has mode {mode}; the captioner reads 8-bit grayscale (mode L), white "
-                           f"digits on black: convert it, e.g. Image.open(p).convert('L').save(p)")
     return pixels.astype(np.float32) / 255, None
 
 
 def run_caption(args):
     from minicap.models.captioner import generate
     from minicap.models.encoder import encode
-    if args.beam < 1:
-        raise MinicapError(f"--beam must be at least 1, got {args.beam}")
     params, config, vocab, encoder, _ = load_captioner(args.checkpoint)
+    if args.attention_png is not None and config.attention == "none":
+        raise MinicapError("--attention-png needs an attention model; this checkpoint is the baseline "
+                           "(--attention none), which has no attention to show")
     loaded = [read_image(spec) for spec in args.images]
     images = np.stack([img for img, _ in loaded])
     hyps = generate(params, config, encode(images, encoder), beam_size=args.beam)
@@ -315,9 +304,6 @@ def run_caption(args):
     for spec, (_, truth), caption in zip(args.images, loaded, captions):
         print(f"{spec}: {caption}" + (f"   (dataset caption: {truth})" if truth else ""))
     if args.attention_png is not None:
-        if config.attention == "none":
-            raise MinicapError("--attention-png needs an attention model; this checkpoint is the baseline "
-                               "(--attention none), which has no attention to show")
         from minicap.viz import attention_figure
         words = [vocab.decode(h.tokens).split() + (["<END>"] if h.finished else []) for h in hyps]
         locations = [h.extras.get("location") for h in hyps]
@@ -330,10 +316,6 @@ def run_caption(args):
 def run_evaluate(args):
     from minicap.data.features import load_split
     from minicap.models.captioner_eval import evaluate_model, references
-    if args.beam < 1:
-        raise MinicapError(f"--beam must be at least 1, got {args.beam}")
-    if args.n is not None and args.n < 1:
-        raise MinicapError(f"--n must be at least 1, got {args.n}")
     params, config, vocab, encoder, ck_config = load_captioner(args.checkpoint)
     from minicap.data import DEFAULT_SIZES
     data, feats = load_split(args.split, args.n or DEFAULT_SIZES[args.split], 0, encoder, args.cache,
@@ -345,6 +327,7 @@ def run_evaluate(args):
         refs = references(data)
         rows = [{"index": i, "caption": c, "references": r, "correct": bool(data.is_correct(i, c))}
                 for i, (c, r) in enumerate(zip(captions, refs))]
+        args.captions_out.parent.mkdir(parents=True, exist_ok=True)
         args.captions_out.write_text(json.dumps(rows, indent=1))
     if args.json:
         print(json.dumps(scores))

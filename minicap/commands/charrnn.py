@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from minicap import DATA_DIR
+from minicap.commands.runs import (int_range, merge_settings, nonnegative_float, open_run_folder, positive_float,
+                                   positive_int, seed)
 from minicap.errors import MinicapError
 
 KIND = "charrnn"
@@ -30,8 +32,9 @@ DEFAULTS = {
     "lstm": {"hidden": 128, "embed": 64, "seq_len": 25, "batch": 16, "optimizer": "adam", "lr": 2e-3,
              "clip": 5.0, "steps": 5000, "log_every": 500},
 }
+MAX_SAMPLE = 1_000_000   # `minicap sample --n`: a bound on the memory and time one command may take
 # options that define the model and its data: a resumed run must keep them
-FIXED_ON_RESUME = ("model", "level", "hidden", "embed", "seq_len", "batch", "optimizer", "lr", "clip")
+FIXED_ON_RESUME = ("model", "level", "hidden", "embed", "seq_len", "batch", "optimizer", "lr", "clip", "seed")
 
 
 def configure(parser):
@@ -45,23 +48,23 @@ def configure(parser):
                         help="rnn: min-char-rnn (vanilla RNN, Adagrad); lstm: LSTM language model (Adam). Default rnn")
     parser.add_argument("--level", choices=("char", "word"), default=None,
                         help="model characters (default) or words (lower-cased, punctuation dropped)")
-    parser.add_argument("--steps", type=int, default=None,
+    parser.add_argument("--steps", type=positive_int, default=None,
                         help="train up to this many steps in total (default: rnn 50000, lstm 5000)")
     parser.add_argument("--out", type=Path, default=Path("runs/charrnn"),
                         help="folder for the checkpoint last.npz (default runs/charrnn)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
-    parser.add_argument("--hidden", type=int, default=None, help="hidden units (default: rnn 100, lstm 128)")
-    parser.add_argument("--embed", type=int, default=None, help="LSTM embedding size (default 64)")
-    parser.add_argument("--seq-len", type=int, default=None, help="truncated-BPTT chunk length (default 25)")
-    parser.add_argument("--batch", type=int, default=None,
+    parser.add_argument("--hidden", type=positive_int, default=None, help="hidden units (default: rnn 100, lstm 128)")
+    parser.add_argument("--embed", type=positive_int, default=None, help="LSTM embedding size (default 64)")
+    parser.add_argument("--seq-len", type=positive_int, default=None, help="truncated-BPTT chunk length (default 25)")
+    parser.add_argument("--batch", type=positive_int, default=None,
                         help="streams read in parallel, each from its own place in the text (default: rnn 1, lstm 16)")
     parser.add_argument("--optimizer", choices=("sgd", "momentum", "adagrad", "rmsprop", "adam"), default=None,
                         help="default: rnn adagrad, lstm adam")
-    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: adagrad 0.1, adam 0.002)")
-    parser.add_argument("--clip", type=float, default=None, help="clip every gradient entry to [-CLIP, CLIP] (default 5)")
-    parser.add_argument("--log-every", type=int, default=None, help="print the loss and a sample every N steps")
-    parser.add_argument("--sample-len", type=int, default=200, help="length of the samples printed while training")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the initialisation (default 0)")
+    parser.add_argument("--lr", type=positive_float, default=None, help="learning rate (default: adagrad 0.1, adam 0.002)")
+    parser.add_argument("--clip", type=positive_float, default=None, help="clip every gradient entry to [-CLIP, CLIP] (default 5)")
+    parser.add_argument("--log-every", type=positive_int, default=None, help="print the loss and a sample every N steps")
+    parser.add_argument("--sample-len", type=positive_int, default=200, help="length of the samples printed while training")
+    parser.add_argument("--seed", type=seed, default=None, help="random seed of the initialisation (default 0)")
 
 
 # --- text and vocabulary ------------------------------------------------------------------------
@@ -109,28 +112,14 @@ def encode(tokens, vocab, what="text", unit="token"):
 
 # --- training -----------------------------------------------------------------------------------
 def _settings(args, previous=None):
-    """Resolve the options: the command line, else the checkpoint's config (on resume), else the defaults."""
-    previous = previous or {}
+    """Resolve the options: the defaults, then the resumed run's settings, then the command line."""
     given = {"model": args.model, "level": args.level, "hidden": args.hidden, "embed": args.embed,
              "seq_len": args.seq_len, "batch": args.batch, "optimizer": args.optimizer, "lr": args.lr,
-             "clip": args.clip, "steps": args.steps, "log_every": args.log_every}
-    for key in FIXED_ON_RESUME:
-        if previous and given[key] is not None and given[key] != previous[key]:
-            raise MinicapError(f"the run in {args.out} was trained with {key} = {previous[key]!r}, not "
-                               f"{given[key]!r}; drop that option to resume it, or train a new run with --out")
-    model = given["model"] or previous.get("model", "rnn")
-    out = dict(DEFAULTS[model], model=model, level="char")
-    out.update({k: v for k, v in previous.items() if k in out})
-    out.update({k: v for k, v in given.items() if v is not None})
+             "clip": args.clip, "steps": args.steps, "log_every": args.log_every, "seed": args.seed}
+    model = args.model or (previous or {}).get("model", "rnn")
+    out = merge_settings(given, previous, dict(DEFAULTS[model], model=model, level="char", seed=0), FIXED_ON_RESUME, args.out)
     if out["optimizer"] != DEFAULTS[model]["optimizer"] and args.lr is None and not previous:
         out["lr"] = {"sgd": 0.1, "momentum": 0.05, "adagrad": 0.1, "rmsprop": 2e-3, "adam": 2e-3}[out["optimizer"]]
-    for key in ("hidden", "seq_len", "batch", "steps", "log_every"):
-        if out[key] < 1:
-            raise MinicapError(f"--{key.replace('_', '-')} must be at least 1, got {out[key]}")
-    if model == "lstm" and out["embed"] < 1:
-        raise MinicapError(f"--embed must be at least 1, got {out['embed']}")
-    if out["lr"] <= 0 or out["clip"] <= 0:
-        raise MinicapError("--lr and --clip must be positive")
     return out
 
 
@@ -145,15 +134,8 @@ def run_train(args):
     from minicap.optim import make_optimizer
     from minicap.train import Run, resume_run, train
 
-    last = args.out / "last.npz"
-    previous = None
-    if args.resume:
-        from minicap.checkpoint import load_checkpoint
-        if not last.exists():
-            raise MinicapError(f"there is no checkpoint {last} to resume; train without --resume first")
-        previous = load_checkpoint(last, kind=KIND).config
-    elif last.exists():
-        raise MinicapError(f"{last} already holds a run: add --resume to continue it, or give a new --out DIR")
+    folder = open_run_folder(args.out, KIND, args.resume)
+    previous, last = folder.previous, folder.last
     cfg = _settings(args, previous)
 
     text_path = args.text or (Path(previous["text"]) if previous else DEFAULT_TEXT)
@@ -173,7 +155,7 @@ def run_train(args):
     data = encode(tokens, vocab)
     model = charrnn.MODELS[cfg["model"]]
 
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(cfg["seed"])
     kwargs = {"hidden_size": cfg["hidden"]} if cfg["model"] == "rnn" else \
         {"hidden_size": cfg["hidden"], "embed_size": cfg["embed"]}
     fresh = model.init(len(vocab), rng, dtype=np.float32, **kwargs)
@@ -181,7 +163,7 @@ def run_train(args):
         run_ = resume_run(last, KIND, fresh)
         print(f"resuming {last} at step {run_.step}")
     else:
-        config = dict(cfg, text=str(text_path), text_sha256=digest, vocab=vocab, seed=args.seed)
+        config = dict(cfg, text=str(text_path), text_sha256=digest, vocab=vocab)
         optimizer = make_optimizer(cfg["optimizer"], lr=cfg["lr"])
         run_ = Run(kind=KIND, config=config, params=fresh, optimizer=optimizer, rng=rng)
         print(f"{cfg['model']} on {text_path}: {len(tokens)} {cfg['level']}s, vocabulary {len(vocab)}, "
@@ -211,12 +193,13 @@ def run_train(args):
 # --- sampling -----------------------------------------------------------------------------------
 def configure_sample(parser):
     parser.add_argument("checkpoint", type=Path, help="a checkpoint of `minicap train charrnn` (or its --out folder)")
-    parser.add_argument("--n", type=int, default=200, help="how many characters (or words) to generate (default 200)")
-    parser.add_argument("--temperature", type=float, default=1.0,
+    parser.add_argument("--n", type=int_range(1, MAX_SAMPLE), default=200,
+                        help=f"how many characters (or words) to generate (default 200, at most {MAX_SAMPLE:,})")
+    parser.add_argument("--temperature", type=nonnegative_float, default=1.0,
                         help="1 samples the model; lower is more conservative; 0 is greedy (default 1)")
     parser.add_argument("--prime", default=None,
                         help="text the model reads first and continues (default: a newline, if the text had one)")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: a fresh one each run)")
+    parser.add_argument("--seed", type=seed, default=None, help="random seed (default: a fresh one each run)")
 
 
 def run_sample(args):
@@ -228,10 +211,6 @@ def run_sample(args):
         path = path / "last.npz"
     ck = load_checkpoint(path, kind=KIND)
     cfg = ck.config
-    if args.n < 1:
-        raise MinicapError(f"--n must be at least 1, got {args.n}")
-    if not (args.temperature >= 0 and math.isfinite(args.temperature)):
-        raise MinicapError(f"--temperature must be a number >= 0, got {args.temperature}")
     model, vocab, level = cfg["model"], cfg["vocab"], cfg["level"]
     kwargs = {"hidden_size": cfg["hidden"]} if model == "rnn" else \
         {"hidden_size": cfg["hidden"], "embed_size": cfg["embed"]}

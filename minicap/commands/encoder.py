@@ -18,32 +18,33 @@ from pathlib import Path
 
 import numpy as np
 
+from minicap.commands.runs import merge_settings, open_run_folder, positive_float, positive_int, seed
 from minicap.errors import MinicapError
 
 DEFAULTS = {"steps": 1500, "batch": 64, "lr": 2e-3, "eval_every": 250}
-FIXED_ON_RESUME = ("batch", "lr", "channels")
+FIXED_ON_RESUME = ("batch", "lr", "channels", "seed")
 N_TRAIN_DIGITS = 4000
 
 
 def configure(parser):
     from minicap.models.encoder import DEFAULT_RUN_DIR
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--steps", type=int, default=None,
+    length.add_argument("--steps", type=positive_int, default=None,
                         help=f"train up to this many steps in total (default {DEFAULTS['steps']}: "
                              f"{DEFAULTS['steps'] * DEFAULTS['batch'] // N_TRAIN_DIGITS} passes over the train digits)")
-    length.add_argument("--epochs", type=float, default=None,
+    length.add_argument("--epochs", type=positive_float, default=None,
                         help="the same length given in passes over the 4,000 train digits (steps = epochs * 4000 / batch)")
     parser.add_argument("--out", type=Path, default=DEFAULT_RUN_DIR,
                         help=f"folder for last.npz, best.npz and the frozen encoder.npz (default {DEFAULT_RUN_DIR})")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
-    parser.add_argument("--batch", type=int, default=None, help=f"digits per step (default {DEFAULTS['batch']})")
-    parser.add_argument("--lr", type=float, default=None,
+    parser.add_argument("--batch", type=positive_int, default=None, help=f"digits per step (default {DEFAULTS['batch']})")
+    parser.add_argument("--lr", type=positive_float, default=None,
                         help=f"Adam's starting learning rate, decayed to 0 on a cosine over the run (default {DEFAULTS['lr']})")
     parser.add_argument("--channels", default=None,
                         help="output channels of conv1..conv4, comma-separated (default 16,32,64,64); the last is D")
-    parser.add_argument("--eval-every", type=int, default=None,
+    parser.add_argument("--eval-every", type=positive_int, default=None,
                         help=f"measure validation accuracy (and keep best.npz) every N steps (default {DEFAULTS['eval_every']})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the initialisation and the batches (default 0)")
+    parser.add_argument("--seed", type=seed, default=None, help="random seed of the initialisation and the batches (default 0)")
 
 
 def _parse_channels(text):
@@ -57,28 +58,17 @@ def _parse_channels(text):
 
 
 def _settings(args, previous):
-    previous = previous or {}
-    given = {"batch": args.batch, "lr": args.lr, "eval_every": args.eval_every,
-             "channels": _parse_channels(args.channels) if args.channels else None}
-    for key in FIXED_ON_RESUME:
-        before = tuple(previous[key]) if key == "channels" and previous else previous.get(key)
-        if previous and given[key] is not None and given[key] != before:
-            raise MinicapError(f"the run in {args.out} was trained with {key} = {before!r}, not {given[key]!r}; "
-                               f"drop that option to resume it, or train a new run with --out")
+    """The defaults, then the resumed run's settings, then the command line."""
     from minicap.models.encoder import DEFAULT_CHANNELS
-    cfg = dict(DEFAULTS, channels=DEFAULT_CHANNELS)
-    cfg.update({k: v for k, v in previous.items() if k in cfg})
-    cfg.update({k: v for k, v in given.items() if v is not None})
-    cfg["channels"] = tuple(cfg["channels"])
+    given = {"batch": args.batch, "lr": args.lr, "eval_every": args.eval_every, "seed": args.seed,
+             "channels": _parse_channels(args.channels) if args.channels else None}
+    if previous:
+        previous = dict(previous, channels=tuple(previous["channels"]))   # JSON gave a list
+    cfg = merge_settings(given, previous, dict(DEFAULTS, channels=DEFAULT_CHANNELS, seed=0), FIXED_ON_RESUME, args.out)
     if args.epochs is not None:
         cfg["steps"] = math.ceil(args.epochs * N_TRAIN_DIGITS / cfg["batch"])
     elif args.steps is not None:
         cfg["steps"] = args.steps
-    for key in ("steps", "batch", "eval_every"):
-        if cfg[key] < 1:
-            raise MinicapError(f"--{key.replace('_', '-')} must be at least 1, got {cfg[key]}")
-    if not cfg["lr"] > 0:
-        raise MinicapError(f"--lr must be positive, got {cfg['lr']}")
     return cfg
 
 
@@ -95,27 +85,21 @@ def run(args):
     from minicap.optim import make_optimizer
     from minicap.train import Run, resume_run, train
 
-    last = args.out / "last.npz"
-    previous = None
-    if args.resume:
-        if not last.exists():
-            raise MinicapError(f"there is no checkpoint {last} to resume; train without --resume first")
-        previous = load_checkpoint(last, kind=encoder.KIND).config
-    elif last.exists():
-        raise MinicapError(f"{last} already holds a run: add --resume to continue it, or give a new --out DIR")
+    folder = open_run_folder(args.out, encoder.KIND, args.resume)
+    previous, last = folder.previous, folder.last
     cfg = _settings(args, previous)
 
     train_x, train_y = load_mnist_5k("train")
     val_x, val_y = load_mnist_5k("val")
     test_x, test_y = load_mnist_5k("test")
-    fresh = encoder.init_params(np.random.default_rng(args.seed), cfg["channels"])
+    fresh = encoder.init_params(np.random.default_rng(cfg["seed"]), cfg["channels"])
     if previous:
         run_ = resume_run(last, encoder.KIND, fresh)
         print(f"resuming {last} at step {run_.step}")
     else:
-        config = dict(cfg, seed=args.seed, data="mnist_5k train split, random offsets in 36x36")
+        config = dict(cfg, data="mnist_5k train split, random offsets in 36x36")
         run_ = Run(kind=encoder.KIND, config=config, params=fresh,
-                   optimizer=make_optimizer("adam", lr=cfg["lr"]), rng=np.random.default_rng(args.seed))
+                   optimizer=make_optimizer("adam", lr=cfg["lr"]), rng=np.random.default_rng(cfg["seed"]))
         print(f"encoder CNN {'-'.join(map(str, cfg['channels']))}: {sum(p.size for p in fresh.values())} parameters; "
               f"{len(train_x)} train digits, {len(val_x)} val, {len(test_x)} test")
     run_.config["steps"] = cfg["steps"]
@@ -141,8 +125,8 @@ def run(args):
     canvases = make_captioned_mnist("test", n=500)
     readout = encoder.digit_readout_accuracy(best.params, canvases)
     command = (f"minicap train encoder --steps {cfg['steps']} --batch {cfg['batch']} --lr {cfg['lr']:g} "
-               f"--channels {','.join(map(str, cfg['channels']))} --seed {run_.config.get('seed', args.seed)}")
-    frozen = dict(cfg, seed=run_.config.get("seed", args.seed), best_step=best.step, val_accuracy=val_acc,
+               f"--channels {','.join(map(str, cfg['channels']))} --seed {cfg['seed']}")
+    frozen = dict(cfg, best_step=best.step, val_accuracy=val_acc,
                   test_accuracy=test_acc, canvas_readout_accuracy=readout, trained_by=command)
     save_checkpoint(args.out / "encoder.npz", encoder.KIND, best.params, config=frozen, step=best.step)
     print(f"best validation accuracy {val_acc:.4f} at step {best.step}")

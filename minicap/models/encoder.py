@@ -367,14 +367,16 @@ def encode(images, params=None, batch_size=256):
 
 
 
-def classify_digits(images):
+def classify_digits(images, batch_size=500):
     """The shipped encoder CNN's verdict on 28 x 28 images in [0, 1]: (digit (n,), probability (n,)), or
     None when its weights are not there. A check that samples look like digits to something other than us."""
     try:
         params = load_encoder()
     except MinicapError:
         return None
-    logits = logits_forward(centred_digits(np.asarray(images, np.float32)), params)[0]
+    images = np.asarray(images, np.float32)
+    logits = np.concatenate([logits_forward(centred_digits(images[i:i + batch_size]), params)[0]
+                             for i in range(0, len(images), batch_size)])
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     return p.argmax(axis=1), p.max(axis=1)
