@@ -157,16 +157,22 @@ def first_samples(history, n):
 
 def glimpse_strip(history, n_rows=4, n_cols=8, scale=3, pad=2):
     """One picture of the drawing: a row per sample (the first n_rows), a column per glimpse (n_cols of
-    them, evenly spaced, ending with the last), write windows in red. Returns a PIL RGB image."""
-    from PIL import Image
+    them, evenly spaced, ending with the last) headed by its number t = 1..T, write windows in red.
+    Returns a PIL RGB image."""
+    from PIL import Image, ImageDraw
 
     T = len(history)
     steps = sorted({int(round(k)) for k in np.linspace(0, T - 1, min(n_cols, T))})
     columns = canvas_animation(first_samples([history[t] for t in steps], n_rows), cols=1, scale=scale, pad=pad)
     width, height = columns[0].size
-    strip = Image.new("RGB", (len(columns) * (width - pad) + pad, height), (64, 64, 64))
-    for k, column in enumerate(columns):
-        strip.paste(column, (k * (width - pad), 0))
+    font = _font(12)
+    header = font.getbbox("t=16")[3] + 6
+    strip = Image.new("RGB", (len(columns) * (width - pad) + pad, height + header), "white")
+    pen = ImageDraw.Draw(strip)
+    for k, (t, column) in enumerate(zip(steps, columns)):
+        strip.paste(column, (k * (width - pad), header))
+        label = f"t={t + 1}"
+        pen.text((k * (width - pad) + (width - font.getlength(label)) / 2, 2), label, fill="black", font=font)
     return strip
 
 

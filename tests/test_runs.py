@@ -157,3 +157,10 @@ def test_draw_at_a_huge_learning_rate_fails_and_suggests_nothing(tmp_path, capsy
     out = capsys.readouterr()
     assert "diverged" in out.err and "minicap generate" not in out.out
     assert not (tmp_path / "r" / "best.npz").exists()
+
+
+def test_a_run_whose_loss_climbs_stops_with_an_error(tmp_path, capsys):
+    """min-char-rnn at --lr 100 keeps finite parameters while its loss climbs ~1000-fold: not a success."""
+    assert main(["train", "charrnn", "--lr", "100", "--steps", "500", "--log-every", "250",
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "the run diverged" in capsys.readouterr().err

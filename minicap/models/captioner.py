@@ -126,7 +126,8 @@ def annotations(config, features):
 
 # --- parameters ---------------------------------------------------------------------------------
 def init_params(config, vocab_size, feature_size, rng, dtype=np.float32, locations=None):
-    """Random initial parameters: weights ~ N(0, 1/fan_in), biases 0 (LSTM forget gate 1).
+    """Random initial parameters: weights ~ N(0, 1/fan_in), the word embeddings W_embed ~ N(0, 0.01)
+    (standard deviation 0.1), biases 0 (LSTM forget gate 1).
 
     vocab_size V, feature_size: the CNN's (D adds the coordinates); locations L: needed only for
     image_feature="flat". Returns a flat dict of arrays (shapes in the comments).

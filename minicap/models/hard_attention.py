@@ -10,9 +10,12 @@ whose gradient is an expectation over location sequences s, estimated from one s
 
     dL_s/dW ~= d log p(y|s,a)/dW  +  lambda_r (log p(y|s,a) - b) d log p(s|a)/dW  +  lambda_e dH[alpha]/dW
 
-    log p(s|a) = sum_t log alpha_t[s_t]          (the REINFORCE term, the only way alpha learns)
+    log p(s|a) = sum_t m_t log alpha_t[s_t]       (the REINFORCE term, the only way alpha learns)
     b <- 0.9 b + 0.1 log p(y|s,a)                 (moving-average baseline: lowers the variance)
-    H[alpha]   = -sum_t sum_i alpha_ti log alpha_ti   (entropy bonus: keeps exploring)
+    H[alpha]   = -sum_t m_t sum_i alpha_ti log alpha_ti   (entropy bonus: keeps exploring)
+
+where m_t is 1 for the caption's real steps and 0 for padding: a padded step emits no word, so its
+glimpse is neither rewarded nor kept exploring (log p(y|s,a) sums over the real steps too).
 
 and with probability 1 - sample_prob a whole minibatch uses the expected context instead (the soft
 model's z_t), as in the paper. The loss we minimise is the negative, averaged over the batch. Its

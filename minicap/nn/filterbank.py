@@ -8,7 +8,7 @@ batch of Bt images. Pixel coordinates count from 1, as in the paper: a = 1..A, b
        (g~x, g~y, log sigma^2, log delta~, log gamma) = h_dec W + b            p: (Bt, 5)
 
        gx = (A + 1)/2 (g~x + 1)       gy = (B + 1)/2 (g~y + 1)                 the grid centre
-       delta = (max(A, B) - 1)/(N - 1) delta~                                  the stride
+       delta = (max(A, B) - 1)/max(N - 1, 1) delta~                           the stride (N = 1: unused)
        sigma^2, gamma = exp(log sigma^2), exp(log gamma)                      width, intensity
 
    g~ = 0 puts the centre in the middle of the image; delta~ = 1 spreads the N filters over all of it.
