@@ -128,6 +128,7 @@ def test_hard_model_with_expected_context_is_the_soft_model():
     rng = np.random.default_rng(4)
     rng.random()
     soft_value, soft_grads = C.loss(params, batch, rng, soft)
+    # exact on purpose: with sample_prob 0 the hard model runs the soft model's very code, same shapes
     assert not info["sampled"] and value == soft_value
     for name in params:
         np.testing.assert_array_equal(grads[name], soft_grads[name])
@@ -230,13 +231,30 @@ def test_sampled_glimpse_decoding_replays_under_teacher_forcing():
         assert hyp.log_prob == pytest.approx(logp, rel=1e-10)
 
 
+def with_choice_gaps(step):
+    """step, wrapped to record at each call the smallest gap between any row's two likeliest tokens.
+
+    Greedy and beam search choose tokens by comparing floats; their tokens can be compared exactly
+    only when no choice was a near-tie that a different rounding (another batching, another CPU) flips."""
+    gaps = []
+
+    def recording(tokens, state):
+        out = step(tokens, state)
+        top2 = np.sort(out[0], axis=1)[:, -2:]
+        gaps.append(float(np.min(top2[:, 1] - top2[:, 0])))
+        return out
+    return recording, gaps
+
+
 def test_beam_of_one_is_greedy_and_wider_beams_score_at_least_as_well():
     config, params = tiny_model("soft")
     features = tiny_batch()["features"]
-    step = C.make_step(params, config)
+    step, gaps = with_choice_gaps(C.make_step(params, config))
     state = C.initial_state(params, config, features)
     g = greedy(step, state, 1, 2, max_len=6)
     b1 = beam_search(step, state, 1, 2, max_len=6, beam_size=1)
+    # beam search adds its running score before the argmax; float64 rounding is ~1e-15
+    assert min(gaps) > 1e-9, "a near-tie: the token comparisons below could flip"
     b4 = beam_search(step, state, 1, 2, max_len=6, beam_size=4)
     for n in range(N):
         assert b1[n][0].tokens == g[n].tokens

@@ -74,8 +74,8 @@ def test_carried_state_joins_chunks_into_one_sequence(model):
     first, _, carried, _ = m.forward_backward(params, x[:, :T], y[:, :T], state0)
     second, _, end_second, _ = m.forward_backward(params, x[:, T:], y[:, T:], carried)
     assert first + second == pytest.approx(whole, rel=1e-12)
-    for k in m.state_keys:
-        np.testing.assert_allclose(end_second[k], end_whole[k], rtol=1e-12)
+    for k in m.state_keys:   # T and 2T steps are differently shaped products: close, not bit-equal
+        np.testing.assert_allclose(end_second[k], end_whole[k], rtol=1e-12, atol=1e-13)
         assert np.abs(carried[k]).min() > 0
     batch = {"x": x[:, T:], "y": y[:, T:], **{k + "0": v for k, v in carried.items()}}
     errors = check_model(LOSSES[model], params, batch, max_coords=20)
@@ -97,7 +97,7 @@ def test_decoding_step_matches_the_training_forward_pass():
         # loss of target y at the last step alone, from the training pass
         y = rng.integers(0, V, (2, 4))
         full, _, final, _ = m.forward_backward(params, x, y, dict(zip(m.state_keys, state)))
-        np.testing.assert_allclose(s[0], final["h"], rtol=1e-12)
+        np.testing.assert_allclose(s[0], final["h"], rtol=1e-12, atol=1e-13)   # step by step vs all steps at once
         prefix, _, _, _ = m.forward_backward(params, x[:, :3], y[:, :3], dict(zip(m.state_keys, state)))
         last_step_loss = full - prefix
         assert last_step_loss == pytest.approx(-log_probs[np.arange(2), y[:, 3]].mean(), rel=1e-10)
