@@ -15,6 +15,8 @@ import contextlib
 import importlib
 import os
 
+from minicap.errors import MinicapError
+
 BACKENDS = ("numpy", "numba")
 
 # hot function name -> (NumPy reference, Numba twin), as "module:function" strings.
@@ -48,7 +50,7 @@ HOT_FUNCTIONS.update({
     for name in ("conv2d_forward", "conv2d_backward", "max_pool_forward", "max_pool_backward")
 })
 
-_current = os.environ.get("MINICAP_BACKEND", "numba")
+_current = None   # the backend in use; None until first asked for (see current())
 _cache = {}
 
 
@@ -56,14 +58,26 @@ def use(name):
     """Switch every hot function to the 'numpy' or 'numba' implementation."""
     global _current
     if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose 'numpy' or 'numba'")
+        raise MinicapError(f"unknown backend {name!r}; choose one of: {', '.join(BACKENDS)}")
     _current = name
 
 
 def current():
-    """The name of the backend in use."""
-    if _current not in BACKENDS:
-        raise ValueError(f"MINICAP_BACKEND={_current!r} is not a backend; set it to 'numpy' or 'numba'")
+    """The name of the backend in use.
+
+    The first call reads MINICAP_BACKEND (unset or empty: numba; case and spaces are ignored). It
+    is checked here, at first use, not when this module is imported: a bad value then raises
+    MinicapError inside a command, and the command line prints one line
+    `minicap: error: MINICAP_BACKEND='...' is not a backend; ...` instead of a traceback.
+    """
+    global _current
+    if _current is None:
+        value = os.environ.get("MINICAP_BACKEND", "")
+        name = value.strip().lower() or "numba"
+        if name not in BACKENDS:
+            raise MinicapError(f"MINICAP_BACKEND={value!r} is not a backend; set it to one of: "
+                               f"{', '.join(BACKENDS)} (or unset it for the default, numba)")
+        _current = name
     return _current
 
 
@@ -93,9 +107,10 @@ def using(name):
     Switch between whole forward+backward passes, never between a forward and its backward: a
     sequence cache (lstm_forward's) is only understood by the same backend's backward.
     """
-    before = current()
+    global _current
+    before = _current   # (may be None: not chosen yet; restored as it was)
     use(name)
     try:
         yield
     finally:
-        use(before)
+        _current = before

@@ -78,13 +78,43 @@ def test_load_mnist_idx_bad_files(tmp_path):
     (tmp_path / "cut").write_bytes((tmp_path / "imgs").read_bytes()[:-10])
     with pytest.raises(MinicapError, match="cut: the header promises shape \\(4, 28, 28\\)"):
         read_idx(tmp_path / "cut")
-    (tmp_path / "badgz").write_bytes(gzip.compress(b"\0\0\x08\x01" + bytes(8))[:-6])
+    (tmp_path / "badgz").write_bytes(gzip.compress(b"\0\0\x08\x01\0\0\0\x04" + bytes(4))[:-6])  # CRC cut off
     with pytest.raises(MinicapError, match="badgz: a damaged gzip file"):
         read_idx(tmp_path / "badgz")
     with pytest.raises(MinicapError, match="lbls3: 3 labels for 4 images"):
         load_mnist_idx(tmp_path / "imgs", tmp_path / "lbls3")
     with pytest.raises(MinicapError, match="swap"):
         load_mnist_idx(tmp_path / "lbls4", tmp_path / "imgs")
+
+
+def test_read_idx_checks_the_claimed_shape_before_allocating(tmp_path):
+    def header(*shape):
+        return bytes([0, 0, 0x08, len(shape)]) + b"".join(int(n).to_bytes(4, "big") for n in shape)
+    (tmp_path / "huge").write_bytes(header(60000, 60000, 60000) + bytes(100))   # 216 TB claimed
+    with pytest.raises(MinicapError, match=r"huge: the header claims shape \(60000, 60000, 60000\) .* "
+                                           r"more than minicap reads"):
+        read_idx(tmp_path / "huge")
+    (tmp_path / "short").write_bytes(header(60000, 28, 28) + bytes(10))   # checked against the file size
+    with pytest.raises(MinicapError, match=r"short: the header promises shape \(60000, 28, 28\) "
+                                           r"\(47040000 bytes\) but the file holds 10 bytes"):
+        read_idx(tmp_path / "short")
+    (tmp_path / "long").write_bytes(header(2, 2) + bytes(5))
+    with pytest.raises(MinicapError, match="long: .* holds 5 bytes of data"):
+        read_idx(tmp_path / "long")
+    # gzip: the data size is not known in advance; it is read in chunks, so a lying header costs nothing
+    (tmp_path / "short.gz").write_bytes(gzip.compress(header(60000, 28, 28) + bytes(10)))
+    with pytest.raises(MinicapError, match="short.gz: .* holds only 10 bytes of data"):
+        read_idx(tmp_path / "short.gz")
+    (tmp_path / "bomb.gz").write_bytes(gzip.compress(header(4) + bytes(50_000_000)))   # 50 KB -> 50 MB
+    with pytest.raises(MinicapError, match="bomb.gz: .* holds more bytes than that"):
+        read_idx(tmp_path / "bomb.gz")
+    _write_idx(tmp_path / "empty", np.zeros((0, 28, 28), np.uint8))
+    with pytest.raises(MinicapError, match="empty: the file holds no images"):
+        load_mnist_idx(tmp_path / "empty")
+    with pytest.raises(MinicapError, match="cannot open the IDX file"):
+        read_idx(tmp_path / ("x" * 300))
+    with pytest.raises(MinicapError, match="IDX file should be a file, but this is a folder"):
+        read_idx(tmp_path)
 
 
 # --- captioned MNIST ----------------------------------------------------------------------------
@@ -300,8 +330,9 @@ def test_vocabulary_round_trips_through_npz_and_json(tmp_path):
         Vocabulary(["a", "b"])
     with pytest.raises(MinicapError, match="twice"):
         Vocabulary(list(SPECIAL_TOKENS) + ["a", "a"])
-    with pytest.raises(MinicapError, match="not a saved vocabulary"):
-        Vocabulary.from_json("{oops")
+    for text in ("{oops", "[" * 100_000, '{"words": "abc"}', '{"words": [1, 2]}', "[1]", "9" * 5000):
+        with pytest.raises(MinicapError, match="not a saved vocabulary"):
+            Vocabulary.from_json(text)
 
 
 # --- batching -----------------------------------------------------------------------------------

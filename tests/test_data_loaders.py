@@ -1,5 +1,7 @@
 """Tests of the real-data loaders (on tiny files the tests write), the text corpus and `data show`."""
 import json
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -53,7 +55,7 @@ def test_load_karpathy_json_bad_inputs(tmp_path):
     with pytest.raises(MinicapError, match="flat.npy: expected an array of shape \\(N, L, D\\)"):
         load_karpathy_json(path, tmp_path / "flat.npy")
     (tmp_path / "junk.npy").write_bytes(b"not numpy")
-    with pytest.raises(MinicapError, match="junk.npy: not a readable .npy"):
+    with pytest.raises(MinicapError, match="junk.npy: not a .npy array file"):
         load_karpathy_json(path, tmp_path / "junk.npy")
     (tmp_path / "bad.json").write_text('{"images": [ {"split": "train",', encoding="utf-8")
     with pytest.raises(MinicapError, match="bad.json: malformed JSON at line 1"):
@@ -76,6 +78,66 @@ def test_load_karpathy_json_bad_inputs(tmp_path):
     onlytrain, _, _ = _karpathy(tmp_path, [{"split": "train", "filename": "a.jpg", "sentences": [{"raw": "x"}]}])
     with pytest.raises(MinicapError, match="no images in split 'val'"):
         load_karpathy_json(onlytrain, split="val")
+
+
+def _npy_header_only(path, shape, descr="<f4"):
+    """A .npy file whose header claims `shape` but which holds no data after the header."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": descr, "fortran_order": False, "shape": shape})
+
+
+def test_load_karpathy_json_refuses_hostile_feature_files(tmp_path):
+    path, _, _ = _karpathy(tmp_path)
+    (tmp_path / "text.npy").write_text("0.1 0.2 0.3\n", encoding="utf-8")   # was reported as "pickled data"
+    np.savez(tmp_path / "arch.npz", feats=np.zeros((4, 3, 2), np.float32))
+    _npy_header_only(tmp_path / "huge.npy", (10**9, 196, 512))   # 400 TB claimed: never allocated
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}] * 4, dtype=object), allow_pickle=True)
+    np.save(tmp_path / "strings.npy", np.full((4, 3, 2), "x"))
+    nan = np.zeros((4, 3, 2), np.float32)
+    nan[2, 1, 0] = np.nan
+    np.save(tmp_path / "nan.npy", nan)
+    (tmp_path / "folder.npy").mkdir()
+    cases = {
+        "text.npy": "text.npy: not a .npy array file \\(it does not start with the .npy signature",
+        "arch.npz": "arch.npz: not a .npy array file \\(this is a .npz archive",
+        "huge.npy": "huge.npy: the header promises shape \\(1000000000, 196, 512\\) .* holds 0 bytes",
+        "objects.npy": "objects.npy: the feature file holds Python objects",
+        "strings.npy": "strings.npy: expected numbers",
+        "nan.npy": "nan.npy: row 2 holds NaN",   # row 2 is "c.jpg", in the train split (restval)
+        "folder.npy": "folder.npy: feature file should be a file, but this is a folder",
+    }
+    for name, message in cases.items():
+        with pytest.raises(MinicapError, match=message):
+            load_karpathy_json(path, tmp_path / name)
+    with pytest.raises(MinicapError, match="cannot open the feature file"):
+        load_karpathy_json(path, tmp_path / ("x" * 300 + ".npy"))   # a name too long for the OS
+
+
+def test_load_karpathy_json_refuses_hostile_json(tmp_path):
+    cases = {
+        "[" * 100_000 + "]" * 100_000: "JSON nested too deeply",
+        '{"images": [' + "9" * 5000 + "]}": "holds a number of more than 4300 digits",
+        '{"images": [{"split": "train", "filename": 7, "sentences": [{"raw": "x"}]}]}':
+            'images\\[0\\]: "filename" must be a non-empty string',
+        '{"images": [{"split": ["train"], "filename": "a.jpg", "sentences": [{"raw": "x"}]}]}':
+            "images\\[0\\] \\(a.jpg\\) has unknown split \\[",
+        '{"images": [{"split": "train", "filename": "a.jpg", "sentences": [{"tokens": ["a", 1]}]}]}':
+            'sentence 0 needs a "raw" string or a "tokens" list of strings',
+        '{"images": [{"split": "train", "filename": "a.jpg", "sentences": [{"raw": ["x"]}]}]}':
+            "sentence 0: a caption must be a string, found list",
+    }
+    for text, message in cases.items():
+        (tmp_path / "hostile.json").write_text(text, encoding="utf-8")
+        with pytest.raises(MinicapError, match="hostile.json: .*" + message):
+            load_karpathy_json(tmp_path / "hostile.json")
+
+
+def test_text_files_larger_than_the_cap_are_refused_before_reading(tmp_path, monkeypatch):
+    from minicap.data import files
+    (tmp_path / "big.json").write_text('{"images": []}' + " " * 2000, encoding="utf-8")
+    monkeypatch.setattr(files, "MAX_TEXT_BYTES", 1024)
+    with pytest.raises(MinicapError, match="big.json: the caption file is 0.0 MiB, more than minicap reads"):
+        load_karpathy_json(tmp_path / "big.json")
 
 
 # --- folder of images with a captions file ------------------------------------------------------
@@ -138,6 +200,54 @@ def test_load_image_folder_bad_inputs(tmp_path):
         load_image_folder(folder, mode="CMYK")
 
 
+def _png_claiming(width, height):
+    """A small PNG file whose header claims width x height grey pixels (a "decompression bomb")."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)   # 8-bit grey, no interlace
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+            + chunk(b"IEND", b""))
+
+
+def test_load_image_folder_refuses_names_outside_the_folder(tmp_path):
+    folder, _ = _folder(tmp_path)
+    (tmp_path / "secret.png").write_bytes((folder / "x.png").read_bytes())
+    for name in ("../secret.png", "sub/../../secret.png", str(tmp_path / "secret.png"), "/etc/passwd",
+                 "..\\secret.png", "C:\\secret.png"):
+        (folder / "lines.txt").write_text(f"x.png\tok\n{name}#0\ta caption\n", encoding="utf-8")
+        with pytest.raises(MinicapError, match="lines.txt: line 2: image name .* points outside the image folder"):
+            load_image_folder(folder, folder / "lines.txt")
+    (folder / "sub").mkdir()   # sub-folders inside the image folder are fine
+    (folder / "sub" / "z.png").write_bytes((folder / "x.png").read_bytes())
+    (folder / "lines.txt").write_text("x.png\tok\nsub/z.png\tanother\n", encoding="utf-8")
+    assert load_image_folder(folder, folder / "lines.txt").names == ["x.png", "sub/z.png"]
+
+
+def test_load_image_folder_refuses_decompression_bombs_before_decoding(tmp_path):
+    import warnings
+    folder, _ = _folder(tmp_path)
+    # 400 megapixels (Pillow itself raises above 179) and 64 megapixels (Pillow would only warn)
+    for width, height in ((20000, 20000), (8000, 8000)):
+        (folder / "bomb.png").write_bytes(_png_claiming(width, height))
+        (folder / "lines.txt").write_text("bomb.png\tboom\n", encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")   # and no DecompressionBombWarning leaks out either
+            with pytest.raises(MinicapError, match="bomb.png: the image is too large .*at most 50 megapixels"):
+                load_image_folder(folder, folder / "lines.txt")
+
+
+def test_load_image_folder_checks_the_whole_stack_before_allocating(tmp_path, monkeypatch):
+    from minicap.data import captions
+    folder, _ = _folder(tmp_path)
+    monkeypatch.setattr(captions, "MAX_FOLDER_BYTES", 100)   # 2 images of 6x5 float32 take 240 bytes
+    with pytest.raises(MinicapError, match=r"captions.txt: 2 images of shape \(6, 5\) need .* more than "
+                                           r"minicap holds"):
+        load_image_folder(folder)
+    for size in ((6,), (6, 0), ("6", "5"), (6.5, 5)):
+        with pytest.raises(MinicapError, match="size must be \\(height, width\\)"):
+            load_image_folder(folder, size=size)
+
+
 # --- text corpus --------------------------------------------------------------------------------
 def test_load_text(tmp_path):
     text = load_text()
@@ -163,4 +273,4 @@ def test_data_show_writes_a_png(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert len([ln for ln in printed.splitlines() if "the digit" in ln]) == 5 and "wrote" in printed
     assert main(["data", "show", "mnist-captions", "--n", "0", "--out", str(out)]) == 2
-    assert "--n must be between" in capsys.readouterr().err
+    assert "--n" in capsys.readouterr().err

@@ -6,6 +6,8 @@
   batching          padded caption arrays with masks, minibatch index iterators
   captions          Karpathy-split JSON + features, and folders of images with a captions file
   text_corpus       plain text for the character-level language model
+  files             the checks every reader of a user file shares: sizes before allocating, one-line errors
+  features          the encoder's annotation vectors, cached on disk (import minicap.data.features)
 """
 from minicap.data.batching import EncodedCaptions, encode_captions, iterate_minibatches, sample_minibatch
 from minicap.data.captioned_mnist import (DEFAULT_SIZES, DIGIT_WORDS, TEMPLATE_NAMES, TEMPLATES,

@@ -16,11 +16,15 @@ IDX is the file format of the original MNIST and Fashion-MNIST downloads
     then d big-endian uint32 sizes, then the elements in C order.
 """
 import gzip
-from pathlib import Path
+import math
+import struct
+import zlib
+import zipfile
 
 import numpy as np
 
 from minicap import DATA_DIR
+from minicap.data.files import check_file
 from minicap.errors import MinicapError
 
 MNIST_5K_PATH = DATA_DIR / "mnist_5k.npz"
@@ -37,8 +41,12 @@ def _load_5k_arrays():
         if not MNIST_5K_PATH.is_file():
             raise MinicapError(f"{MNIST_5K_PATH}: the shipped MNIST subset is missing; it comes "
                                f"with the repository (install with `pip install -e .` from a checkout)")
-        with np.load(MNIST_5K_PATH, allow_pickle=False) as f:
-            images, labels = f["images"], f["labels"]
+        try:
+            with np.load(MNIST_5K_PATH, allow_pickle=False) as f:
+                images, labels = f["images"], f["labels"]
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+            raise MinicapError(f"{MNIST_5K_PATH}: the shipped MNIST subset is damaged ({err}); "
+                               f"restore the file from git") from None
         if images.shape != (5000, 28, 28) or labels.shape != (5000,):
             raise MinicapError(f"{MNIST_5K_PATH}: expected images (5000, 28, 28) and labels (5000,), "
                                f"found {images.shape} and {labels.shape}; restore the file from git")
@@ -91,41 +99,73 @@ def load_mnist_5k(split="all"):
 
 
 # --- IDX files ----------------------------------------------------------------------------------
-def _read_maybe_gzip(path):
-    path = Path(path)
-    if not path.is_file():
-        raise MinicapError(f"{path}: file not found")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":  # the gzip magic number, whatever the file is called
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
-            raise MinicapError(f"{path}: a damaged gzip file ({err}); download it again") from None
-    return raw
+# 2 GiB of pixels. MNIST's training images take 47 MB; a header claiming far more is damaged (or
+# a gzip bomb: a few KB that expand to gigabytes), and is refused before anything is allocated.
+MAX_IDX_BYTES = 2 << 30
+GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 16 << 20   # gzip data is read 16 MB at a time, so memory grows only with real data
+
+
+def _read_idx_header(f, path):
+    """The shape stored in an IDX header, read from an open (maybe gzip) file."""
+    start = f.read(4)
+    if len(start) < 4 or start[0] != 0 or start[1] != 0:
+        raise MinicapError(f"{path}: not an IDX file (it must start with two zero bytes); "
+                           f"expected e.g. train-images-idx3-ubyte or its .gz")
+    if start[2] != 0x08:
+        raise MinicapError(f"{path}: IDX element type 0x{start[2]:02x} is not supported "
+                           f"(MNIST and Fashion-MNIST use 0x08, unsigned bytes)")
+    ndim = start[3]
+    sizes = f.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
+        raise MinicapError(f"{path}: the IDX header is cut short; the file is truncated")
+    return struct.unpack(f">{ndim}I", sizes)   # d big-endian uint32 sizes
+
+
+def _read_idx_data(f, shape, path, available=None):
+    """The prod(shape) data bytes after the header; `available`: the data bytes a raw file holds."""
+    expected = math.prod(shape)   # Python integers: no overflow, whatever the header claims
+    if expected > MAX_IDX_BYTES:
+        raise MinicapError(f"{path}: the header claims shape {shape} ({expected} bytes), more than "
+                           f"minicap reads ({MAX_IDX_BYTES >> 30} GiB); the file is damaged or not an "
+                           f"MNIST-style IDX file")
+    if available is not None and available != expected:   # a raw file: known before reading
+        raise MinicapError(f"{path}: the header promises shape {shape} ({expected} bytes) but the "
+                           f"file holds {available} bytes of data; it is truncated or damaged")
+    data = bytearray()
+    while len(data) < expected:
+        chunk = f.read(min(_CHUNK, expected - len(data)))
+        if not chunk:
+            break
+        data += chunk
+    if len(data) < expected or f.read(1):   # reading to the end also checks a gzip file's CRC
+        held = f"only {len(data)} bytes" if len(data) < expected else "more bytes than that"
+        raise MinicapError(f"{path}: the header promises shape {shape} ({expected} bytes) but the "
+                           f"file holds {held} of data; it is truncated or damaged")
+    return data
 
 
 def read_idx(path):
     """Read one IDX file (raw or gzip-compressed, detected from its first bytes).
 
-    Returns: a uint8 array with the shape stored in the header.
+    The header's shape is checked against MAX_IDX_BYTES and, for a raw file, against the file
+    size, before the data is read. Returns: a uint8 array with the shape stored in the header.
     """
-    raw = _read_maybe_gzip(path)
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise MinicapError(f"{path}: not an IDX file (it must start with two zero bytes); "
-                           f"expected e.g. train-images-idx3-ubyte or its .gz")
-    if raw[2] != 0x08:
-        raise MinicapError(f"{path}: IDX element type 0x{raw[2]:02x} is not supported "
-                           f"(MNIST and Fashion-MNIST use 0x08, unsigned bytes)")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise MinicapError(f"{path}: the IDX header is cut short; the file is truncated")
-    shape = tuple(int(s) for s in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    expected = int(np.prod(shape, dtype=np.int64))
-    if len(raw) - header != expected:
-        raise MinicapError(f"{path}: the header promises shape {shape} ({expected} bytes) but the "
-                           f"file holds {len(raw) - header} bytes of data; it is truncated or damaged")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape).copy()
+    path = check_file(path, "IDX file")
+    compressed = False
+    try:
+        with open(path, "rb") as raw:
+            compressed = raw.read(2) == GZIP_MAGIC   # the gzip magic number, whatever the name
+            raw.seek(0)
+            f = gzip.GzipFile(fileobj=raw) if compressed else raw
+            shape = _read_idx_header(f, path)
+            available = None if compressed else path.stat().st_size - f.tell()
+            data = _read_idx_data(f, shape, path, available)
+    except (OSError, EOFError, zlib.error) as err:
+        if compressed:   # gzip's complaints about a damaged stream
+            raise MinicapError(f"{path}: a damaged gzip file ({err}); download it again") from None
+        raise MinicapError(f"{path}: cannot read the file ({err})") from None
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape)   # (a view of data, writable)
 
 
 def load_mnist_idx(images_path, labels_path=None):
@@ -139,6 +179,8 @@ def load_mnist_idx(images_path, labels_path=None):
     if images.ndim != 3:
         raise MinicapError(f"{images_path}: expected an image file with 3 dimensions (N, H, W), "
                            f"found shape {images.shape}; did you swap the images and labels files?")
+    if images.size == 0:
+        raise MinicapError(f"{images_path}: the file holds no images (shape {images.shape})")
     if labels_path is None:
         return images, None
     labels = read_idx(labels_path)

@@ -125,8 +125,9 @@ class Vocabulary:
     @classmethod
     def from_json(cls, text):
         try:
-            data = json.loads(text)
-            words = data["words"]
-        except (ValueError, KeyError, TypeError) as err:
+            words = json.loads(text)["words"]
+        except (ValueError, KeyError, TypeError, RecursionError) as err:   # (too deep: RecursionError)
             raise MinicapError(f"not a saved vocabulary (expected JSON {{\"words\": [...]}}): {err}") from None
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise MinicapError("not a saved vocabulary: \"words\" must be a list of strings")
         return cls(words)
