@@ -50,8 +50,12 @@ def default_cache_dir():
 
 
 def _encode_in_batches(images, params, progress, batch_size=256):
-    """encoder.encode(images, params), with a progress bar when progress is true."""
+    """encoder.encode(images, params), with a progress bar when progress is true (on a terminal; a
+    pipe or a log file gets one line, not hundreds of carriage-return fragments)."""
     if not progress:
+        return encoder.encode(images, params, batch_size)
+    if not sys.stderr.isatty():
+        print(f"encoding {len(images)} images with the frozen encoder", file=sys.stderr)
         return encoder.encode(images, params, batch_size)
     from tqdm import tqdm
     starts = tqdm(range(0, len(images), batch_size), desc="encode", unit="batch", dynamic_ncols=True)
