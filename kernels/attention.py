@@ -34,7 +34,7 @@ from minicap.nn.basic import sigmoid
 # prange over the batch: off. Measured on the 2-core machine this was written on (shared, busy): each
 # call of a parallel kernel waited 10-20 ms for its worker thread to be scheduled, and BLAS's own two
 # threads compete for the same cores, so the numba backend ran ~2x slower with it than without (the
-# README's performance section). Re-measured on the idle machine (load 0.6, OpenBLAS and Numba 2 threads
+# docs/performance.md). Re-measured on the idle machine (load 0.6, OpenBLAS and Numba 2 threads
 # each, `minicap bench --workload soft_attention_step --dtype float32 --repeat 9`): 223 ms serial, 566 ms
 # with PARALLEL = True. The loops are written for it: set True to try it on a machine with more cores.
 PARALLEL = False

@@ -167,7 +167,7 @@ def test_attention_localisation_counts_the_argmax_location():
 @pytest.mark.slow
 @pytest.mark.parametrize("attention, accuracy, localisation", [("soft", 0.9, 0.8), ("hard", 0.85, None)])
 def test_default_training_reaches_the_goal(tmp_path, capsys, attention, accuracy, localisation):
-    """The README's numbers: a default run (shipped encoder) reaches the issue's targets on the test split."""
+    """docs/captioning.md's numbers: a default run (shipped encoder) reaches the issue's targets on the test split."""
     out = tmp_path / attention
     assert main(["train", "captioner", "--attention", attention, "--out", str(out), "--cache", str(tmp_path / "cache")]) == 0
     capsys.readouterr()

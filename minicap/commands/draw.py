@@ -27,7 +27,7 @@ FIXED_ON_RESUME = ("attention", "T", "read_n", "write_n", "enc_size", "dec_size"
                    "seed")
 # read and write 8 x 8 (alignDRAW's MNIST patch size), not the paper's 2 x 2 read and 5 x 5 write: in the
 # few thousand steps a laptop gives, a 2 x 2 read never got the latents used (the bound stayed near the
-# "average digit", ~200 nats, for 1500 steps) and 5 x 5 trailed 8 x 8 by ~10 nats (see the README).
+# "average digit", ~200 nats, for 1500 steps) and 5 x 5 trailed 8 x 8 by ~10 nats (see docs/draw.md).
 # 5000 steps: at 3000 attention and no attention were still tied; by 5000 attention was 2 nats better.
 DEFAULTS = dict(attention=True, T=16, read_n=8, write_n=8, enc_size=256, dec_size=256, z_size=100, batch=64,
                 lr=1e-3, clip=10.0, steps=5000, eval_every=250)

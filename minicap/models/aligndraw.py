@@ -62,7 +62,7 @@ from minicap.models import draw
 def default_config(**overrides):
     """alignDRAW's sizes. The paper's MNIST model: T = 32, read and write 8x8, LSTMs 300, Z = 150,
     language LSTMs 128 each way, alignment 512. The defaults here are smaller, to train in about 30
-    minutes on two CPU cores (see the README)."""
+    minutes on two CPU cores (see docs/aligndraw.md)."""
     config = dict(width=60, height=60, T=16, read_n=8, write_n=8, enc_size=256, dec_size=256, z_size=100,
                   embed_size=64, lang_size=64, align_size=128, vocab_size=None, attention=True, align=True,
                   canvas_init=-6.0)
