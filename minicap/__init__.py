@@ -1,12 +1,18 @@
 """minicap: attention-based image captioning and caption-to-image generation,
 built from NumPy with hand-written backward passes.
 
-Read it top to bottom:
-  minicap/nn/        layers as (forward, backward) function pairs
-  minicap/gradcheck  finite-difference checks of every backward pass
-  minicap/optim      optimizers and gradient clipping
-  minicap/checkpoint atomic .npz checkpoints
-  minicap/models/    models: loss(params, batch, rng) -> (loss, grads)
+Read it top to bottom (docs/architecture.md draws the data flow of one training step):
+  minicap/nn/          layers as (forward, backward) function pairs
+  minicap/gradcheck    finite-difference checks of every backward pass (gradcheck_cases: the suite)
+  minicap/models/      models, math only: loss(params, batch, rng) -> (loss, grads), generate
+  minicap/data/        datasets, vocabulary, batches, the encoder's feature cache
+  minicap/metrics/     BLEU, METEOR, ROUGE-L, CIDEr-D
+  minicap/optim        optimizers and gradient clipping
+  minicap/train        the one training loop (steps, evaluation, checkpoints, exact resume)
+  minicap/checkpoint   atomic .npz checkpoints
+  minicap/decode       greedy, sampling and beam search
+  minicap/viz          every figure
+  minicap/commands/    the command line (minicap/cli.py lists the commands)
 """
 from pathlib import Path
 
