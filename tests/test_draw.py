@@ -149,7 +149,10 @@ def test_train_resume_and_generate(tmp_path, capsys):
     red = (rgb[..., 0] > 200) & (rgb[..., 1] < 100)
     assert red.any(), "the write window is outlined in red"
     strip_rgb = np.asarray(Image.open(strip).convert("RGB"))      # 4 rows (samples) x 3 columns (glimpses)
-    assert strip_rgb.shape == (2 + 4 * (28 * 3 + 2), 2 + 3 * (28 * 3 + 2), 3)
+    grid_height = 2 + 4 * (28 * 3 + 2)
+    header = strip_rgb.shape[0] - grid_height                    # the row of glimpse numbers t=1, t=2, ...
+    assert strip_rgb.shape[1:] == (2 + 3 * (28 * 3 + 2), 3) and 8 <= header <= 40
+    assert (strip_rgb[:header] < 128).any(), "the glimpse numbers are written in the header"
 
 
 def test_no_attention_run_and_cli_errors(tmp_path, capsys):
