@@ -2,6 +2,8 @@
 installed) agreement with the COCO caption evaluation code on a generated corpus."""
 import json
 import math
+import random
+from collections import Counter
 
 import pytest
 
@@ -10,11 +12,12 @@ from minicap.errors import MinicapError
 from minicap.metrics import coco_compare, score_corpus, score_corpus_and_images
 from minicap.metrics.bleu import bleu, sentence_counts
 from minicap.metrics.cider import cider_d
-from minicap.metrics.meteor import (BANERJEE_LAVIE_2005, METEOR_1_5, MeteorStats, align, meteor,
-                                    meteor_normalize, meteor_stats)
+from minicap.metrics.meteor import (BANERJEE_LAVIE_2005, BEAM_WIDTH, EXACT, MAX_CANDIDATES, METEOR_1_5,
+                                    MeteorStats, align, meteor, meteor_normalize, meteor_stats)
 from minicap.metrics.porter import porter_stem
-from minicap.metrics.rouge import lcs_length, rouge_l
+from minicap.metrics.rouge import lcs_length, lcs_length_table, rouge_l
 from minicap.metrics.score import METRIC_NAMES
+from minicap.text import tokenize
 
 
 def toks(*sentences):
@@ -68,6 +71,15 @@ def test_lcs_length():
     assert lcs_length("a b c d".split(), "a c d e f".split()) == 3
     assert lcs_length([], ["a"]) == 0
     assert lcs_length("a b a b".split(), "b a b a".split()) == 3
+
+
+def test_bit_parallel_lcs_equals_the_table():
+    rng = random.Random(0)
+    for _ in range(500):
+        vocab = "abcdefg"[:rng.randint(1, 7)]
+        a = [rng.choice(vocab) for _ in range(rng.randint(0, 70))]  # 70 > one 64-bit word of bits
+        b = [rng.choice(vocab) for _ in range(rng.randint(0, 70))]
+        assert lcs_length(a, b) == lcs_length_table(a, b) == lcs_length(b, a), (a, b)
 
 
 def test_rouge_l_hand_computed():
@@ -191,6 +203,68 @@ def test_meteor_corpus_sums_statistics_and_perfect_pairs_add_no_chunks():
 def test_meteor_best_reference_is_used():
     one, _ = meteor([toks("a cat sleeps on a sofa", "a dog runs")], [["a", "dog", "runs"]])
     assert one == 1.0
+
+
+def _meteor_pairs(seeds, images=90):
+    """(candidate, reference) token lists, as METEOR sees them, of coco_compare's generated corpora
+    (seed 2 is the corpus of the Java METEOR oracle test below)."""
+    for seed in seeds:
+        refs, cands, _ = coco_compare.generate_corpus(images, seed=seed)
+        for image_id, cand in cands.items():
+            for ref in refs[image_id]:
+                yield meteor_normalize(tokenize(cand)), meteor_normalize(tokenize(ref))
+
+
+def test_meteor_bounded_search_equals_the_full_search_on_the_oracle_corpus():
+    # The cut to MAX_CANDIDATES test words per reference word must change nothing where the
+    # scores were checked against Java METEOR: every alignment is the same as without the cut.
+    pairs = 0
+    for test, ref in _meteor_pairs(seeds=(1, 2, 3)):
+        assert align(test, ref) == align(test, ref, max_candidates=None), (test, ref)
+        pairs += 1
+    assert pairs > 500
+
+
+def test_meteor_search_work_is_linear_in_the_caption_length():
+    # Five words repeated: every reference word has hundreds of candidates. The full search
+    # would build R * beam * T partial alignments (quadratic); the bounded one at most
+    # R * beam * (max_candidates + 2), and still returns a valid alignment and a score in [0, 1].
+    rng = random.Random(0)
+    vocab = "a dog runs on grass".split()
+    test = [rng.choice(vocab) for _ in range(1500)]
+    ref = [rng.choice(vocab) for _ in range(1500)]
+    counter = Counter()
+    matches, chunks = align(test, ref, beam_width=4, max_candidates=3, counter=counter)
+    assert 0 < counter["extensions"] <= len(ref) * 4 * (3 + 2)
+    assert [j for _, j, _ in matches] == sorted(set(j for _, j, _ in matches))  # one match per ref word
+    assert len(set(i for i, _, _ in matches)) == len(matches)                   # one per test word
+    assert all(porter_stem(test[i]) == porter_stem(ref[j]) for i, j, _ in matches)
+    assert 1 <= chunks <= len(matches)
+    assert 0.0 < meteor_stats(test, ref, beam_width=4, max_candidates=3).score() <= 1.0
+
+
+def test_meteor_long_repeated_word_aligns_in_one_chunk_within_the_bound():
+    # 300 x "dog" took 10 s before the search was bounded (every "dog" a candidate of every
+    # "dog"). The test word that continues the open chunk is always tried, so the cut keeps
+    # the one-chunk alignment.
+    test, ref = ["dog"] * 300, ["dog"] * 299 + ["dogs"]
+    counter = Counter()
+    matches, chunks = align(test, ref, counter=counter)
+    assert [(i, j) for i, j, _ in matches] == [(k, k) for k in range(300)] and chunks == 1
+    assert counter["extensions"] <= len(ref) * BEAM_WIDTH * (MAX_CANDIDATES + 2)
+
+
+def test_meteor_cut_still_tries_the_word_that_continues_the_chunk():
+    # ref "a" has 31 candidates; the 3 nearest to its position are test words 0-2, but after the
+    # forced match x-x the one that continues the chunk is test word 31.
+    test, ref = ["a"] * 30 + ["x", "a"], ["x", "a"]
+    assert align(test, ref, max_candidates=3) == ([(30, 0, EXACT), (31, 1, EXACT)], 1)
+
+
+def test_meteor_pathological_tokens_do_not_recurse():
+    # Porter's "y" rule and METEOR's apostrophe splitting were recursive, one level per letter.
+    assert porter_stem("y" * 5000) == "y" * 4999 + "i"
+    assert meteor_normalize(["'" * 5000 + "s"]) == ["'"] * 5000 + ["s"]
 
 
 def test_meteor_normalize_reproduces_the_java_normalizer():

@@ -7,6 +7,8 @@ FILE holds one JSON object:
 
 It prints BLEU-1..4, METEOR, ROUGE-L and CIDEr (CIDEr-D) for the images in "cands"; with
 --json, one JSON object with exactly those keys (fractions in [0, 1] except CIDEr).
+The file is read and checked (size, JSON, shape, caption lengths) by read_score_file and
+tokenize_corpus in minicap.metrics.score: every bad input is one line naming the file.
 """
 import json
 
@@ -18,32 +20,9 @@ def configure(parser):
                         help="print one JSON object with the seven scores instead of a table")
 
 
-def load_score_file(path):
-    """Read and check a score file. Returns (refs, cands); raises MinicapError naming the file."""
-    from minicap.errors import MinicapError
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except FileNotFoundError:
-        raise MinicapError(f"{path}: no such file; give a JSON file with \"refs\" and \"cands\"") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise MinicapError(f"{path}: cannot read it as UTF-8 text ({err})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise MinicapError(f"{path}: malformed JSON at line {err.lineno}, column {err.colno}: {err.msg}") from None
-    if not isinstance(data, dict) or "refs" not in data or "cands" not in data:
-        raise MinicapError(f'{path}: expected a JSON object with "refs" and "cands", e.g. '
-                           '{"refs": {"img1": ["a dog runs"]}, "cands": {"img1": "a dog running"}}')
-    for key, what in (("refs", "image id -> list of reference captions"), ("cands", "image id -> candidate caption")):
-        if not isinstance(data[key], dict):
-            raise MinicapError(f'{path}: "{key}" must be an object ({what}), found {type(data[key]).__name__}')
-    return data["refs"], data["cands"]
-
-
 def run(args):
-    from minicap.metrics.score import METRIC_NAMES, score_corpus_and_images
-    refs, cands = load_score_file(args.file)
+    from minicap.metrics.score import METRIC_NAMES, read_score_file, score_corpus_and_images
+    refs, cands = read_score_file(args.file)
     corpus, _ = score_corpus_and_images(refs, cands, where=args.file)
     if args.json:
         print(json.dumps(corpus))

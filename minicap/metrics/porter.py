@@ -4,8 +4,8 @@ METEOR's second matching stage pairs words that share a stem ("running" ~ "runs"
 This is the original 1980 algorithm, written out step by step as in the paper, with the two
 small changes of Porter's own reference implementation (step 2 maps "bli" -> "ble" instead of
 "abli" -> "able", and adds "logi" -> "log"). Java METEOR 1.5 uses the later Snowball "english"
-stemmer (Porter2); the two agree on the inflections captions are made of, and the README's
-metrics section says how much the METEOR scores differ in the end.
+stemmer (Porter2); the two agree on the inflections captions are made of, and
+docs/metrics.md says how much the METEOR scores differ in the end.
 
 Vocabulary of the paper: a *consonant* is a letter other than a, e, i, o, u, and other than a
 "y" preceded by a consonant; a word is [C](VC)^m[V], and m is its *measure*.
@@ -15,21 +15,30 @@ from functools import lru_cache
 _VOWELS = "aeiou"
 
 
-def _is_consonant(word, i):
-    ch = word[i]
-    if ch in _VOWELS:
-        return False
-    if ch == "y":
-        return i == 0 or not _is_consonant(word, i - 1)
-    return True
+def _consonants(word):
+    """[True where word[i] is a consonant], in one pass from left to right.
+
+    A "y" is a consonant at the start of a word or after a vowel ("yes", "toy") and a vowel after
+    a consonant ("sky"), so each flag needs the one before it. Computing them in order costs
+    O(len(word)); asking letter by letter recursively would nest once per letter of "yyyy...y"
+    (a RecursionError on a long enough token) and make measure() quadratic.
+    """
+    flags = []
+    for ch in word:
+        if ch in _VOWELS:
+            flags.append(False)
+        elif ch == "y":
+            flags.append(not flags or not flags[-1])
+        else:
+            flags.append(True)
+    return flags
 
 
 def measure(stem):
     """m in [C](VC)^m[V]: the number of vowel-run -> consonant-run transitions."""
     m = 0
     previous_is_vowel = False
-    for i in range(len(stem)):
-        consonant = _is_consonant(stem, i)
+    for consonant in _consonants(stem):
         if consonant and previous_is_vowel:
             m += 1
         previous_is_vowel = not consonant
@@ -37,18 +46,19 @@ def measure(stem):
 
 
 def _has_vowel(stem):
-    return any(not _is_consonant(stem, i) for i in range(len(stem)))
+    return not all(_consonants(stem))
 
 
 def _ends_double_consonant(stem):
-    return len(stem) >= 2 and stem[-1] == stem[-2] and _is_consonant(stem, len(stem) - 1)
+    return len(stem) >= 2 and stem[-1] == stem[-2] and _consonants(stem)[-1]
 
 
 def _ends_cvc(stem):
     """*o: the stem ends consonant-vowel-consonant, the last not w, x or y ("hop", not "snow")."""
-    return (len(stem) >= 3 and _is_consonant(stem, len(stem) - 3)
-            and not _is_consonant(stem, len(stem) - 2) and _is_consonant(stem, len(stem) - 1)
-            and stem[-1] not in "wxy")
+    if len(stem) < 3 or stem[-1] in "wxy":
+        return False
+    flags = _consonants(stem)
+    return flags[-3] and not flags[-2] and flags[-1]
 
 
 def _replace_longest(word, rules, min_measure):

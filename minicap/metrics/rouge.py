@@ -11,10 +11,15 @@ score is the mean of the per-image scores.
 BETA = 1.2
 
 
-def lcs_length(a, b):
-    """Length of the longest common subsequence of two token lists (O(|a| |b|) dynamic programme).
+def lcs_length_table(a, b):
+    """Length of the longest common subsequence of two token lists: the textbook dynamic programme.
 
-    row[j] holds LCS(a[:i], b[:j]) for the current i.
+    row[j] holds LCS(a[:i], b[:j]) for the current i:
+        LCS(a[:i], b[:j]) = LCS(a[:i-1], b[:j-1]) + 1                      if a[i-1] == b[j-1]
+                          = max(LCS(a[:i-1], b[:j]), LCS(a[:i], b[:j-1]))  otherwise
+    O(|a| |b|) steps of Python: 4 million for two 2,000-word captions, seconds. lcs_length below
+    computes the same number with machine-word operations; this version is the definition it is
+    tested against.
     """
     row = [0] * (len(b) + 1)
     for x in a:
@@ -24,6 +29,28 @@ def lcs_length(a, b):
             row[j] = diagonal + 1 if x == y else max(row[j], row[j - 1])
             diagonal = above
     return row[-1]
+
+
+def lcs_length(a, b):
+    """Length of the longest common subsequence of two token lists, bit-parallel.
+
+    The same number as lcs_length_table, computed a whole row of the table at a time (Allison &
+    Dix 1986; this form: Hyyro 2004, "Bit-parallel LCS-length computation revisited"). One bit
+    per word of `a`; along a row the table grows by 0 or 1 per step, and V has a 0 bit where it
+    grows. For each word y of b, with M the bits of the positions where a holds y:
+        U = V & M;  V = (V + U) | (V - U)     (the carry of V + U moves each match to the right)
+    and at the end LCS = number of 0 bits of V. Python integers are bit vectors of any length,
+    so a row costs |a| / 30 machine operations instead of |a| Python steps.
+    """
+    mask = (1 << len(a)) - 1
+    positions = {}  # word -> bits of its positions in a
+    for i, word in enumerate(a):
+        positions[word] = positions.get(word, 0) | 1 << i
+    v = mask
+    for word in b:
+        u = v & positions.get(word, 0)
+        v = ((v + u) | (v - u)) & mask
+    return len(a) - v.bit_count()
 
 
 def rouge_l_sentence(cand, refs, beta=BETA):
