@@ -98,7 +98,10 @@ def main(argv=None):
         print(f"minicap: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\nminicap: interrupted (the last checkpoint written is intact)", file=sys.stderr)
+        runs = sys.modules.get("minicap.commands.runs")
+        training = runs is not None and runs.held_folders()
+        print("\nminicap: interrupted" + (" (the last checkpoint written is intact)" if training else ""),
+              file=sys.stderr)
         return 130
     finally:
         if on_main_thread:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from minicap.commands.runs import (int_range, merge_settings, nonnegative_float, open_run_folder, positive_float,
-                                   positive_int, seed, writable_file)
+                                   positive_int, resolve_checkpoint, seed, writable_file)
 from minicap.errors import MinicapError
 
 KIND = "aligndraw"
@@ -149,21 +149,13 @@ def run_train(args):
 
 
 # --- evaluation ------------------------------------------------------------------------------------
-def _resolve(path):
-    """A run folder stands for its best.npz, else its last.npz."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "best.npz" if (path / "best.npz").exists() else path / "last.npz"
-    return path
-
-
 def load_model(path, ck=None):
     """(params, model config, Vocabulary) of an aligndraw checkpoint (a run folder stands for its
     best.npz); MinicapError naming the file if it is not one. ck: the Checkpoint, if already loaded."""
     from minicap.checkpoint import check_param_shapes, load_checkpoint
     from minicap.data import Vocabulary
     from minicap.models import aligndraw as ad
-    path = _resolve(path)
+    path = resolve_checkpoint(path)
     ck = ck if ck is not None else load_checkpoint(path, kind=KIND)
     model = model_config(ck.config)
     vocab = Vocabulary(ck.config["vocab"])
@@ -209,7 +201,7 @@ def round_trip(path, caption_images, split="test", n=500, seed=0, only_seen=True
     data = make_captioned_mnist(split, n=n, seed=seed)
     n_prompts = len(data)
     if only_seen:
-        config = load_checkpoint(_resolve(path)).config
+        config = load_checkpoint(resolve_checkpoint(path)).config
         seen = set(make_captioned_mnist("train", n=config["train_size"], seed=config["seed"]).captions)
         data = data.subset(np.array([i for i, c in enumerate(data.captions) if c in seen], dtype=np.int64))
     images = generate_for_captions(params, model, vocab, data.captions, np.random.default_rng(rng_seed),
@@ -261,7 +253,7 @@ def run_roundtrip(args):
     import json
     caption_images = captioner_function(args.captioner, args.beam)
     splits = ("test", "novel") if args.split == "both" else (args.split,)
-    report = {"checkpoint": str(_resolve(args.checkpoint)), "captioner": str(args.captioner), "beam": args.beam,
+    report = {"checkpoint": str(resolve_checkpoint(args.checkpoint)), "captioner": str(args.captioner), "beam": args.beam,
               "temperature": args.temperature}
     rows = []
     for split in splits:

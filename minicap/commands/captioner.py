@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from minicap.commands.runs import (dropout_rate, int_range, merge_settings, nonnegative_float, open_run_folder,
-                                   positive_float, positive_int, probability, seed, writable_file)
+                                   positive_float, positive_int, probability, resolve_checkpoint, seed,
+                                   writable_file)
 from minicap.errors import MinicapError
 
 KIND = "captioner"
@@ -132,18 +133,6 @@ def run(args):
 
 
 # --- checkpoints ----------------------------------------------------------------------------------
-def resolve_checkpoint(path):
-    """A checkpoint file; a folder means its best.npz (else last.npz)."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.npz", "last.npz"):
-            if (path / name).exists():
-                return path / name
-        raise MinicapError(f"folder {path} holds no best.npz or last.npz; train with "
-                           f"`minicap train captioner --out {path}` first")
-    return path
-
-
 def load_captioner(path):
     """(params, CaptionerConfig, Vocabulary, encoder params, checkpoint config) from a checkpoint."""
     from minicap.checkpoint import check_param_shapes, load_checkpoint

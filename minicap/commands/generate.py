@@ -11,7 +11,7 @@ A new generative model adds one line to GENERATORS.
 import importlib
 from pathlib import Path
 
-from minicap.commands.runs import int_range, nonnegative_float, seed, writable_file
+from minicap.commands.runs import int_range, nonnegative_float, resolve_checkpoint, seed, writable_file
 from minicap.errors import MinicapError
 
 MAX_IMAGES = 4096   # one PNG grid; more would make a picture nobody can look at, and unbounded memory
@@ -44,23 +44,13 @@ def configure(parser):
                              "often illegible)")
 
 
-def resolve(path):
-    """A run folder stands for its best.npz (else last.npz)."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.npz", "last.npz"):
-            if (path / name).exists():
-                return path / name
-    return path
-
-
 def run(args):
     from minicap.checkpoint import load_checkpoint
 
     if args.n * max(len(args.captions), 1) > MAX_IMAGES:
         raise MinicapError(f"{args.n} images for each of {len(args.captions)} captions is more than {MAX_IMAGES} "
                            f"images in one picture; lower --n or give fewer captions")
-    path = resolve(args.checkpoint)
+    path = resolve_checkpoint(args.checkpoint)
     ck = load_checkpoint(path)
     if ck.kind not in GENERATORS:
         raise MinicapError(f"{path} holds a '{ck.kind}' model, which does not generate images; "

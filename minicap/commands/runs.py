@@ -160,6 +160,11 @@ def release(folder):
         _held.remove(folder)
 
 
+def held_folders():
+    """The run folders this process holds now."""
+    return [folder.path for folder in _held]
+
+
 def release_all():
     """Give back every folder this process holds (minicap.cli.main, when a command returns)."""
     for folder in list(_held):
@@ -191,6 +196,19 @@ def open_run_folder(out, kind, resume):
         release(folder)
         raise
     return folder
+
+
+def resolve_checkpoint(path):
+    """The checkpoint a user means: a file as given; a run folder stands for its best.npz, else its
+    last.npz (MinicapError if it holds neither)."""
+    path = Path(path)
+    if path.is_dir():
+        for name in ("best.npz", "last.npz"):
+            if (path / name).exists():
+                return path / name
+        raise MinicapError(f"folder {path} holds no best.npz or last.npz: give a checkpoint file, or the --out "
+                           f"folder of a training run")
+    return path
 
 
 # --- settings -------------------------------------------------------------------------------------
