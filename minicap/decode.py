@@ -201,6 +201,7 @@ def beam_search(step, state, start, end, max_len=20, beam_size=3, length_norm=0.
     same candidate k times. Candidates are (B, k*V); candidate c is beam c // V extended by token
     c % V (integer division: never float indices).
     """
+    # BEGIN SOLUTION
     if beam_size < 1:
         raise ValueError(f"beam_size must be >= 1, got {beam_size}")
     if end is None:
@@ -258,3 +259,4 @@ def beam_search(step, state, start, end, max_len=20, beam_size=3, length_norm=0.
         hyps.sort(key=lambda h: -h.score)  # already ordered by score; stable for ties
         results.append(hyps)
     return results
+    # END SOLUTION

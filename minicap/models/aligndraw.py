@@ -161,11 +161,13 @@ def gaussian_kl_forward(mu_q, log_sigma_q, mu_p, log_sigma_p):
     (0 exactly when the two are equal; with mu_p = log sigma_p = 0 it is DRAW's KL to N(0, I).)
     All inputs (Bt, Z). Returns kl (Bt,) and the cache.
     """
+    # BEGIN SOLUTION
     diff = mu_q - mu_p
     ratio = np.exp(2 * (log_sigma_q - log_sigma_p))            # sigma_q^2 / sigma_p^2
     scaled = diff * diff * np.exp(-2 * log_sigma_p)            # (mu_q - mu_p)^2 / sigma_p^2
     kl = (log_sigma_p - log_sigma_q + 0.5 * (ratio + scaled) - 0.5).sum(axis=1)
     return kl, (diff, ratio, scaled, log_sigma_p)
+    # END SOLUTION
 
 
 def gaussian_kl_backward(dkl, cache):
@@ -175,10 +177,12 @@ def gaussian_kl_backward(dkl, cache):
         d/dlog sigma_q = sigma_q^2 / sigma_p^2 - 1
         d/dlog sigma_p = 1 - (sigma_q^2 + (mu_q - mu_p)^2) / sigma_p^2
     """
+    # BEGIN SOLUTION
     diff, ratio, scaled, log_sigma_p = cache
     d = dkl[:, None]
     dmu_q = d * diff * np.exp(-2 * log_sigma_p)
     return dmu_q, d * (ratio - 1), -dmu_q, d * (1 - ratio - scaled)
+    # END SOLUTION
 
 
 # --- the caption encoder and the alignment ---------------------------------------------------------

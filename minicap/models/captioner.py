@@ -211,6 +211,7 @@ def step_forward(params, config, x, h, c, image, glimpse="expected", rng=None, l
         "argmax" z = beta a_s with s = argmax_i alpha_i (a deterministic hard glimpse, for decoding).
     Returns (h_next, c_next, z (N, Dz), alpha (N, L) or None, s (N,) or None) and the cache.
     """
+    # BEGIN SOLUTION
     alpha = s = att_cache = beta = None
     if config.attention == "none":
         z = image["g"] if config.image_every_step else image["g"][:, :0]
@@ -236,6 +237,7 @@ def step_forward(params, config, x, h, c, image, glimpse="expected", rng=None, l
     gate_cache = (h, z_in, beta, params["W_beta"]) if beta is not None else None
     cache = (x.shape[1], glimpse, att_cache, gate_cache, lstm_cache)
     return (h_next, c_next, z, alpha, s), cache
+    # END SOLUTION
 
 
 def step_backward(dh_next, dc_next, dz, dalpha, cache, grads):

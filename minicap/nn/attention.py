@@ -28,6 +28,7 @@ def soft_attention_forward(a, a_proj, h, Wh, w, W_beta=None, b_beta=None, mask=N
 
     Returns (z (N, D), alpha (N, L)) and the cache.
     """
+    # BEGIN SOLUTION
     hidden = np.tanh(a_proj + (h @ Wh)[:, None, :])       # (N, L, A)
     e = hidden @ w                                        # (N, L)
     if mask is not None:
@@ -42,6 +43,7 @@ def soft_attention_forward(a, a_proj, h, Wh, w, W_beta=None, b_beta=None, mask=N
         beta = sigmoid(h @ W_beta + b_beta)               # (N, 1)
         z = beta * context
     return (z, alpha), (a, h, Wh, w, W_beta, hidden, alpha, context, beta)
+    # END SOLUTION
 
 
 def soft_attention_backward(dz, dalpha, cache, need_da=True):
@@ -57,6 +59,7 @@ def soft_attention_backward(dz, dalpha, cache, need_da=True):
       softmax:  de = alpha (dalpha - sum_i alpha_i dalpha_i)
       scores:   dw = sum hidden^T de;  dhidden = de w^T (1 - hidden^2) = da_proj;  dh = sum_i dhidden Wh^T
     """
+    # BEGIN SOLUTION
     a, h, Wh, w, W_beta, hidden, alpha, context, beta = cache
     if beta is None:
         dcontext = dz
@@ -75,6 +78,7 @@ def soft_attention_backward(dz, dalpha, cache, need_da=True):
         return da, da_proj, dh, dWh, dw
     dh = dh + dgate @ W_beta.T
     return da, da_proj, dh, dWh, dw, h.T @ dgate, dgate.sum(axis=0)
+    # END SOLUTION
 
 
 def doubly_stochastic_penalty_forward(alphas, mask):
@@ -84,12 +88,16 @@ def doubly_stochastic_penalty_forward(alphas, mask):
     alphas: (N, T, L), mask: (N, T) 0/1; padded steps are left out of the sum over t (the authors'
     code did not mask them). Returns the scalar penalty and the cache.
     """
+    # BEGIN SOLUTION
     m = mask.astype(alphas.dtype)[:, :, None]
     gap = 1 - np.sum(alphas * m, axis=1)                  # (N, L)
     return np.sum(gap * gap) / alphas.shape[0], (gap, m)
+    # END SOLUTION
 
 
 def doubly_stochastic_penalty_backward(dpenalty, cache):
     """Returns dalphas: (N, T, L) = -2 (1 - sum_t alpha_ti) mask_t / N."""
+    # BEGIN SOLUTION
     gap, m = cache
     return (-2 * dpenalty / gap.shape[0]) * gap[:, None, :] * m
+    # END SOLUTION

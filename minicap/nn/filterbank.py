@@ -64,7 +64,9 @@ EXP_CUTOFF = 40.0
 
 def filter_offsets(N, dtype=np.float64):
     """(i - N/2 - 0.5) for i = 1..N: where filter i sits relative to the centre, in strides. (N,)"""
+    # BEGIN SOLUTION
     return np.arange(1, N + 1, dtype=dtype) - N / 2 - 0.5
+    # END SOLUTION
 
 
 # --- 1. the five window parameters ----------------------------------------------------------------
@@ -96,11 +98,13 @@ def filter_params_backward(dgx, dgy, dsigma2, ddelta, dgamma, cache):
 # --- 2. the filterbank ----------------------------------------------------------------------------
 def _bank(mu, sigma2, size, eps):
     """Rows of normalised Gaussians: mu: (Bt, N), sigma2: (Bt,). Returns F: (Bt, N, size)."""
+    # BEGIN SOLUTION
     a = np.arange(1, size + 1, dtype=mu.dtype)                            # pixel coordinates 1..size
     exponent = -(a - mu[:, :, None]) ** 2 / (2 * sigma2[:, None, None])   # (Bt, N, size)
     K = np.where(exponent > -EXP_CUTOFF, np.exp(exponent), 0)
     Z = K.sum(axis=2, keepdims=True) + eps
     return K / Z
+    # END SOLUTION
 
 
 def filterbank_forward(gx, gy, sigma2, delta, A, B, N, eps=EPS):
@@ -109,12 +113,14 @@ def filterbank_forward(gx, gy, sigma2, delta, A, B, N, eps=EPS):
     gx, gy, sigma2, delta: (Bt,). A, B: image width and height. N: filters per side.
     Returns (Fx (Bt, N, A), Fy (Bt, N, B)) and the cache.
     """
+    # BEGIN SOLUTION
     offsets = filter_offsets(N, gx.dtype)
     mu_x = gx[:, None] + offsets * delta[:, None]                         # (Bt, N)
     mu_y = gy[:, None] + offsets * delta[:, None]
     Fx = _bank(mu_x, sigma2, A, eps)
     Fy = _bank(mu_y, sigma2, B, eps)
     return (Fx, Fy), (sigma2, mu_x, mu_y, Fx, Fy)
+    # END SOLUTION
 
 
 def _bank_backward(dF, F, mu, sigma2):
@@ -122,6 +128,7 @@ def _bank_backward(dF, F, mu, sigma2):
 
     dK = (dF - sum_a dF F) / Z and K = F Z, so dK K = (dF - sum_a dF F) F: Z cancels.
     """
+    # BEGIN SOLUTION
     a = np.arange(1, F.shape[2] + 1, dtype=F.dtype)
     dK_K = (dF - (dF * F).sum(axis=2, keepdims=True)) * F                  # dK * K
     diff = a - mu[:, :, None]                                              # (Bt, N, size)
@@ -129,16 +136,19 @@ def _bank_backward(dF, F, mu, sigma2):
     dmu = (dK_K * diff / s2).sum(axis=2)
     dsigma2 = (dK_K * diff * diff / (2 * s2 * s2)).sum(axis=(1, 2))
     return dmu, dsigma2
+    # END SOLUTION
 
 
 def filterbank_backward(dFx, dFy, cache):
     """dFx: (Bt, N, A), dFy: (Bt, N, B). Returns dgx, dgy, dsigma2, ddelta, each (Bt,)."""
+    # BEGIN SOLUTION
     sigma2, mu_x, mu_y, Fx, Fy = cache
     dmu_x, dsigma2_x = _bank_backward(dFx, Fx, mu_x, sigma2)
     dmu_y, dsigma2_y = _bank_backward(dFy, Fy, mu_y, sigma2)
     offsets = filter_offsets(Fx.shape[1], Fx.dtype)
     ddelta = ((dmu_x + dmu_y) * offsets).sum(axis=1)
     return dmu_x.sum(axis=1), dmu_y.sum(axis=1), dsigma2_x + dsigma2_y, ddelta
+    # END SOLUTION
 
 
 # --- 3. read and write ----------------------------------------------------------------------------
@@ -147,13 +157,16 @@ def read_forward(x, Fx, Fy, gamma):
 
     x: (Bt, B, A), Fx: (Bt, N, A), Fy: (Bt, N, B), gamma: (Bt,). Returns (Bt, N, N) and the cache.
     """
+    # BEGIN SOLUTION
     T = Fy @ x                                                             # (Bt, N, A)
     G = T @ Fx.transpose(0, 2, 1)                                          # (Bt, N, N)
     return gamma[:, None, None] * G, (x, Fx, Fy, gamma, T, G)
+    # END SOLUTION
 
 
 def read_backward(dout, cache):
     """dout: (Bt, N, N). Returns dx (Bt, B, A), dFx (Bt, N, A), dFy (Bt, N, B), dgamma (Bt,)."""
+    # BEGIN SOLUTION
     x, Fx, Fy, gamma, T, G = cache
     dgamma = (dout * G).sum(axis=(1, 2))
     dG = gamma[:, None, None] * dout
@@ -162,6 +175,7 @@ def read_backward(dout, cache):
     dFy = dT @ x.transpose(0, 2, 1)
     dx = Fy.transpose(0, 2, 1) @ dT
     return dx, dFx, dFy, dgamma
+    # END SOLUTION
 
 
 def write_forward(w, Fx, Fy, gamma):
@@ -169,13 +183,16 @@ def write_forward(w, Fx, Fy, gamma):
 
     w: (Bt, N, N), Fx: (Bt, N, A), Fy: (Bt, N, B), gamma: (Bt,). Returns (Bt, B, A) and the cache.
     """
+    # BEGIN SOLUTION
     Q = w @ Fx                                                             # (Bt, N, A)
     out = (Fy.transpose(0, 2, 1) @ Q) / gamma[:, None, None]
     return out, (w, Fx, Fy, gamma, Q)
+    # END SOLUTION
 
 
 def write_backward(dout, cache):
     """dout: (Bt, B, A). Returns dw (Bt, N, N), dFx (Bt, N, A), dFy (Bt, N, B), dgamma (Bt,)."""
+    # BEGIN SOLUTION
     w, Fx, Fy, gamma, Q = cache
     dP = dout / gamma[:, None, None]
     dQ = Fy @ dP                                                           # (Bt, N, A)
@@ -184,6 +201,7 @@ def write_backward(dout, cache):
     dFy = Q @ dP.transpose(0, 2, 1)
     dgamma = -(w * dw).sum(axis=(1, 2)) / gamma
     return dw, dFx, dFy, dgamma
+    # END SOLUTION
 
 
 # --- the window from a hidden state: affine + parameters + filterbank -----------------------------

@@ -27,6 +27,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     x: (N, D), prev_h: (N, H), prev_c: (N, H), Wx: (D, 4H), Wh: (H, 4H), b: (4H,).
     Returns (next_h, next_c), each (N, H), and the cache.
     """
+    # BEGIN SOLUTION
     H = prev_h.shape[1]
     a = x @ Wx + prev_h @ Wh + b
     i, f, o = sigmoid(a[:, :H]), sigmoid(a[:, H:2 * H]), sigmoid(a[:, 2 * H:3 * H])
@@ -35,6 +36,7 @@ def lstm_step_forward(x, prev_h, prev_c, Wx, Wh, b):
     tanh_c = np.tanh(next_c)
     next_h = o * tanh_c
     return (next_h, next_c), (x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c)
+    # END SOLUTION
 
 
 def lstm_step_backward(dnext_h, dnext_c, cache):
@@ -43,9 +45,11 @@ def lstm_step_backward(dnext_h, dnext_c, cache):
     The gate gradient da (lstm_step_gate_grads) goes back through a = x Wx + prev_h Wh + b:
     dx = da Wx^T, dprev_h = da Wh^T, dWx = x^T da, dWh = prev_h^T da, db = sum_n da.
     """
+    # BEGIN SOLUTION
     x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
     da, dprev_c = lstm_step_gate_grads(dnext_h, dnext_c, cache)
     return da @ Wx.T, da @ Wh.T, dprev_c, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+    # END SOLUTION
 
 
 def lstm_step_gate_grads(dnext_h, dnext_c, cache):
@@ -59,6 +63,7 @@ def lstm_step_gate_grads(dnext_h, dnext_c, cache):
     can keep each step's da and form dWx = sum_t x_t^T da_t as ONE product after the loop (the
     captioner does): one (D, N T) x (N T, 4H) product is several times faster than T thin ones.
     """
+    # BEGIN SOLUTION
     x, prev_h, prev_c, Wx, Wh, i, f, o, g, tanh_c = cache
     dc = dnext_c + dnext_h * o * (1 - tanh_c * tanh_c)
     da = np.concatenate([dc * g * i * (1 - i),
@@ -66,6 +71,7 @@ def lstm_step_gate_grads(dnext_h, dnext_c, cache):
                          dnext_h * tanh_c * o * (1 - o),
                          dc * i * (1 - g * g)], axis=1)
     return da, dc * f
+    # END SOLUTION
 
 
 def lstm_weight_grads(caches, das):

@@ -11,8 +11,10 @@ def rnn_step_forward(x, prev_h, Wx, Wh, b):
 
     x: (N, D), prev_h: (N, H), Wx: (D, H), Wh: (H, H), b: (H,). Returns next_h: (N, H).
     """
+    # BEGIN SOLUTION
     next_h = np.tanh(x @ Wx + prev_h @ Wh + b)
     return next_h, (x, prev_h, Wx, Wh, next_h)
+    # END SOLUTION
 
 
 def rnn_step_backward(dnext_h, cache):
@@ -20,9 +22,11 @@ def rnn_step_backward(dnext_h, cache):
 
     With a = x Wx + prev_h Wh + b and next_h = tanh(a): da = dnext_h (1 - next_h^2), then the affine rule.
     """
+    # BEGIN SOLUTION
     x, prev_h, Wx, Wh, next_h = cache
     da = dnext_h * (1 - next_h * next_h)
     return da @ Wx.T, da @ Wh.T, x.T @ da, prev_h.T @ da, da.sum(axis=0)
+    # END SOLUTION
 
 
 def rnn_forward(x, h0, Wx, Wh, b):
@@ -30,6 +34,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
 
     x: (N, T, D), h0: (N, H). Returns h: (N, T, H), the hidden state after every step.
     """
+    # BEGIN SOLUTION
     N, T, _ = x.shape
     h = np.empty((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx))
     caches, prev_h = [], h0
@@ -38,6 +43,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
         h[:, t] = prev_h
         caches.append(cache)
     return h, caches
+    # END SOLUTION
 
 
 def rnn_backward(dh, caches):
@@ -46,6 +52,7 @@ def rnn_backward(dh, caches):
     dh: (N, T, H), the upstream gradient of every hidden state (from the loss at each step).
     Returns dx: (N, T, D), dh0: (N, H), dWx, dWh, db (summed over time: the weights are shared).
     """
+    # BEGIN SOLUTION
     N, T, H = dh.shape
     x0, _, Wx, Wh, _ = caches[0]
     dx = np.empty((N, T, x0.shape[1]), dtype=dh.dtype)
@@ -58,3 +65,4 @@ def rnn_backward(dh, caches):
         dWh += dWh_t
         db += db_t
     return dx, dprev_h, dWx, dWh, db
+    # END SOLUTION

@@ -35,18 +35,22 @@ def temporal_softmax_loss_forward(x, y, mask):
     x: (N, T, V) scores, y: (N, T) integer targets, mask: (N, T) 0/1 (0 at padding: no loss there).
     Returns the scalar loss and the cache.
     """
+    # BEGIN SOLUTION
     N, T, V = x.shape
     logp = log_softmax(x)
     picked = np.take_along_axis(logp, y[..., None], axis=2)[..., 0]  # (N, T)
     m = mask.astype(x.dtype)
     loss = -np.sum(m * picked) / N
     return loss, (logp, y, m)
+    # END SOLUTION
 
 
 def temporal_softmax_loss_backward(dloss, cache):
     """Returns dx: (N, T, V) = dloss * mask (softmax(x) - onehot(y)) / N."""
+    # BEGIN SOLUTION
     logp, y, m = cache
     N = logp.shape[0]
     dx = np.exp(logp)
     np.put_along_axis(dx, y[..., None], np.take_along_axis(dx, y[..., None], axis=2) - 1, axis=2)
     return dx * (m[..., None] * (dloss / N))
+    # END SOLUTION
