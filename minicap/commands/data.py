@@ -7,7 +7,7 @@ minicap.viz.captioned_examples_figure.
 """
 from minicap.commands.runs import int_range, seed, writable_file
 
-DATASETS = ("mnist-captions",)
+DATASETS = ("mnist-captions", "mnist-vqa")   # mnist-vqa: scenes with a question and its answer (issue 17)
 
 
 def configure(parser):
@@ -26,6 +26,8 @@ def run(args):
     from minicap.errors import MinicapError
     from minicap.viz import captioned_examples_figure
 
+    if args.dataset == "mnist-vqa":
+        return show_vqa(args)
     data = make_captioned_mnist(args.split, n=args.n, seed=args.seed)
     try:
         captioned_examples_figure(data.images, data.captions, data.ink_boxes if args.boxes else None, args.out,
@@ -34,5 +36,25 @@ def run(args):
         raise MinicapError(f"{args.out}: cannot write the picture ({err.strerror})") from None
     for k in range(args.n):
         print(f"{k:3d}  {data.captions[k]}")
+    print(f"wrote {args.out}")
+    return 0
+
+
+def show_vqa(args):
+    """`minicap data show mnist-vqa`: scenes with a question and its answer each
+    (minicap.data.vqa_scenes; the figure is minicap.viz.captioned_examples_figure)."""
+    from minicap.data.vqa_scenes import FAMILIES, make_vqa_scenes
+    from minicap.errors import MinicapError
+    from minicap.viz import captioned_examples_figure
+
+    data = make_vqa_scenes(args.split, n=args.n, seed=args.seed)
+    lines = [f"{q} -> {a}" for q, a in zip(data.questions, data.answer_words())]
+    try:
+        captioned_examples_figure(data.images, lines, None, args.out,
+                                  title=f"MNIST scenes with questions (mnist-vqa), split {args.split}, seed {args.seed}")
+    except OSError as err:
+        raise MinicapError(f"{args.out}: cannot write the picture ({err.strerror})") from None
+    for k in range(args.n):
+        print(f"{k:3d}  {FAMILIES[data.family[k]]:12s} {lines[k]}")
     print(f"wrote {args.out}")
     return 0
