@@ -282,6 +282,28 @@ LAYER_CASES.update({
 })
 
 
+# --- visual question answering: attention driven by a question vector (issue 17) -------------------
+def _case_dot_attention(rng):
+    from minicap.nn import question_attention as qa
+    N, L, H = 3, 5, 4
+    return qa.dot_attention_forward, qa.dot_attention_backward, [_w(rng, N, L, H), _w(rng, N, L, H), _w(rng, N, H)], \
+        [("m", 0), ("c", 1), ("u", 2)], {}
+
+
+def _case_stacked_attention(rng):
+    from minicap.nn import question_attention as qa
+    N, L, H, A = 3, 5, 4, 6
+    args = [_w(rng, N, L, H), _w(rng, N, H), _w(rng, H, A), _w(rng, A), _w(rng, H, A), _w(rng, A)]
+    names = ["v", "u", "W_I", "b_A", "W_Q", "w_P"]
+    return qa.stacked_attention_forward, qa.stacked_attention_backward, args, [(n, i) for i, n in enumerate(names)], {}
+
+
+LAYER_CASES.update({
+    "dot_attention": _case_dot_attention,
+    "stacked_attention": _case_stacked_attention,
+})
+
+
 def check_case(name, seed=0):
     """Run one LAYER_CASES entry in float64. Returns {input name: max relative error}."""
     forward, backward, args, wrt, kwargs = LAYER_CASES[name](np.random.default_rng(seed))
