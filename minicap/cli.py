@@ -33,12 +33,13 @@ COMMANDS = [
     (("caption",), "minicap.commands.captioner", "caption images with a captioner checkpoint; optional per-word attention figure"),
     (("evaluate",), "minicap.commands.captioner", "score a captioner on a captioned-MNIST split: BLEU, METEOR, ROUGE-L, CIDEr, accuracy, localisation"),
     (("data", "show"), "minicap.commands.data", "draw a grid of captioned-MNIST examples with their captions"),
+    (("data", "export"), "minicap.commands.export", "write captioned MNIST (or synthetic noise) as a Karpathy-format dataset: dataset.json, features.npy, images/"),
     (("score",), "minicap.commands.score", "score candidate captions against references: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D"),
 ]
 
 
 # help lines of the first word of multi-word commands
-GROUP_HELP = {"train": "train a model (see subcommands)", "data": "look at the datasets (see subcommands)"}
+GROUP_HELP = {"train": "train a model (see subcommands)", "data": "look at or export the datasets (see subcommands)"}
 
 
 def _build_parser():

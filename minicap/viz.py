@@ -57,6 +57,55 @@ def attention_figure(images, words, alphas, out_path, locations=None, title_size
     fig.savefig(out_path, dpi=100)
 
 
+def grid_attention_map(alpha, size):
+    """alpha (n, L) over a g x g grid of locations (L = g^2, row-major) -> (n, H, W) maps over an image
+    of `size` (H, W): each location's weight painted on its cell of the image cut into g x g equal
+    cells, then smoothed by bilinear resizing (as the paper's figures upsample the 14 x 14 weights).
+    Used for photos, whose CNN features come from outside minicap (VGG's 14 x 14 grid over 224 x 224)."""
+    from PIL import Image
+    alpha = np.asarray(alpha, dtype=np.float32)
+    g = int(round(np.sqrt(alpha.shape[-1])))
+    H, W = size
+    return np.stack([np.asarray(Image.fromarray(a.reshape(g, g), mode="F").resize((W, H), Image.BILINEAR))
+                     for a in alpha])
+
+
+def photo_attention_figure(photos, words, alphas, out_path, locations=None, title_size=9):
+    """Write a PNG: a row per photo, the photo then one panel per word with its attention over the photo.
+
+    Each word's panel darkens the photo where the model did not look (as the paper's figures do).
+    photos: N arrays (H, W, 3) or (H, W) in [0, 1]; words: N lists of words; alphas: N arrays (n_i, L),
+    row t the attention that predicted words[i][t], L a square grid; locations: N arrays (n_i,) of the
+    looked-at location (hard attention, outlined in red) or None."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    N, cols = len(photos), 1 + max(len(w) for w in words)
+    fig = Figure(figsize=(1.4 * cols, 1.6 * N))
+    axes = fig.subplots(N, cols, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for i, photo in enumerate(photos):
+        cmap = "gray" if photo.ndim == 2 else None
+        H, W = photo.shape[:2]
+        axes[i, 0].imshow(photo, cmap=cmap, vmin=0, vmax=1)
+        axes[i, 0].set_title("image", fontsize=title_size)
+        maps = grid_attention_map(alphas[i][:len(words[i])], (H, W))
+        g = int(round(np.sqrt(np.shape(alphas[i])[-1])))
+        for t, word in enumerate(words[i]):
+            ax = axes[i, t + 1]
+            light = 0.15 + 0.85 * maps[t] / max(maps[t].max(), 1e-12)   # the attended part stays lit
+            ax.imshow(photo * (light if photo.ndim == 2 else light[..., None]), cmap=cmap, vmin=0, vmax=1)
+            ax.set_title(word, fontsize=title_size)
+            if locations is not None and locations[i] is not None:
+                r, c = divmod(int(locations[i][t]), g)
+                ax.add_patch(Rectangle((c * W / g - 0.5, r * H / g - 0.5), W / g, H / g, fill=False,
+                                       edgecolor="red", linewidth=1.5))
+    fig.tight_layout(pad=0.3)
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=100)
+
+
 def captioned_examples_figure(images, captions, boxes, out_path, title=""):
     """Write a PNG: each image (N, H, W) in [0, 1] under its caption, four to a row. boxes: None, or
     (N, 2, 4) ink boxes (row, col, height, width) of the caption's X (outlined red) and Y (cyan)."""

@@ -51,8 +51,10 @@ def configure(parser):
     parser.add_argument("--attention", choices=("none", "soft", "hard"), default=None,
                         help="none: baseline (mean annotation), soft: deterministic attention, hard: "
                              "stochastic attention trained with REINFORCE (default soft)")
-    parser.add_argument("--data", choices=("mnist-captions",), default="mnist-captions",
-                        help="the dataset: captioned MNIST generated from the shipped digits (default)")
+    parser.add_argument("--data", choices=("mnist-captions", "karpathy"), default="mnist-captions",
+                        help="the dataset: captioned MNIST generated from the shipped digits (default), or "
+                             "karpathy: a Karpathy-split JSON (--json) with its features (--features), e.g. "
+                             "Flickr8k/30k or COCO (docs/real_photos.md)")
     parser.add_argument("--steps", type=positive_int, default=None, help=f"train up to this many steps in total "
                         f"(default {DEFAULTS['steps']}; early stopping may end sooner)")
     parser.add_argument("--out", type=Path, default=None,
@@ -102,6 +104,8 @@ def configure(parser):
                        help="frozen encoder weights (default: the shipped data/encoder_mnist.npz)")
     group.add_argument("--cache", type=Path, default=None,
                        help="folder for cached annotation vectors (default: $MINICAP_CACHE, else ~/.cache/minicap)")
+    from minicap.commands import real_photos
+    real_photos.add_train_options(parser)
 
 
 def configure_caption(parser):
@@ -112,6 +116,8 @@ def configure_caption(parser):
     parser.add_argument("--beam", type=int_range(1, 100), default=1, help="beam width (default 1: greedy)")
     parser.add_argument("--attention-png", type=writable_file(".png"), default=None,
                         help="write a figure: each word with its attention map over the image")
+    from minicap.commands import real_photos
+    real_photos.add_eval_options(parser, photos=True)
 
 
 def configure_evaluate(parser):
@@ -126,6 +132,8 @@ def configure_evaluate(parser):
                         help="folder for cached annotation vectors (default: $MINICAP_CACHE, else ~/.cache/minicap)")
     parser.add_argument("--captions-out", type=writable_file(".json"), default=None,
                         help="also write every generated caption with its reference(s) to this JSON file")
+    from minicap.commands import real_photos
+    real_photos.add_eval_options(parser)
 
 
 def run(args):
@@ -173,6 +181,11 @@ def run_train(args):
     from minicap.optim import make_optimizer
     from minicap.train import Run, resume_run, train
 
+    if args.data == "karpathy":   # real photos: memory-mapped features, many references (real_photos.py)
+        from minicap.commands import real_photos
+        return real_photos.run_train(args, sys.modules[__name__])
+    if args.json is not None or args.features is not None:
+        raise MinicapError("--json and --features are the files of --data karpathy; add --data karpathy")
     attention = args.attention or "soft"
     if args.out is None:
         args.out = Path(f"runs/captioner-{attention}")
@@ -282,7 +295,11 @@ def read_image(spec, image_size=IMAGE_SIZE):
 def run_caption(args):
     from minicap.models.captioner import generate
     from minicap.models.encoder import encode
-    params, config, vocab, encoder, _ = load_captioner(args.checkpoint)
+    loaded = load_captioner(args.checkpoint)
+    params, config, vocab, encoder, ck_config = loaded
+    from minicap.commands import real_photos
+    if real_photos.is_karpathy(ck_config):   # images named in the run's dataset JSON
+        return real_photos.run_caption(args, loaded)
     if args.attention_png is not None and config.attention == "none":
         raise MinicapError("--attention-png needs an attention model; this checkpoint is the baseline "
                            "(--attention none), which has no attention to show")
@@ -305,7 +322,11 @@ def run_caption(args):
 def run_evaluate(args):
     from minicap.data.features import load_split
     from minicap.models.captioner_eval import evaluate_model, references
-    params, config, vocab, encoder, ck_config = load_captioner(args.checkpoint)
+    loaded = load_captioner(args.checkpoint)
+    params, config, vocab, encoder, ck_config = loaded
+    from minicap.commands import real_photos
+    if real_photos.is_karpathy(ck_config):   # the Karpathy split of the run's dataset
+        return real_photos.run_evaluate(args, loaded)
     from minicap.data import DEFAULT_SIZES
     data, feats = load_split(args.split, args.n or DEFAULT_SIZES[args.split], 0, encoder, args.cache,
                              progress=not args.json)
