@@ -66,21 +66,22 @@ def grid_attention_map(alpha, size):
     alpha = np.asarray(alpha, dtype=np.float32)
     g = int(round(np.sqrt(alpha.shape[-1])))
     H, W = size
-    return np.stack([np.asarray(Image.fromarray(a.reshape(g, g), mode="F").resize((W, H), Image.BILINEAR))
-                     for a in alpha])
+    maps = [np.asarray(Image.fromarray(a.reshape(g, g), mode="F").resize((W, H), Image.BILINEAR))
+            for a in alpha.reshape(-1, g * g)]
+    return np.array(maps, dtype=np.float32).reshape(alpha.shape[:-1] + (H, W))
 
 
 def photo_attention_figure(photos, words, alphas, out_path, locations=None, title_size=9):
     """Write a PNG: a row per photo, the photo then one panel per word with its attention over the photo.
 
-    Each word's panel darkens the photo where the model did not look (as the paper's figures do).
+    Each word's panel dims the photo where the model did not look and lights it where it did.
     photos: N arrays (H, W, 3) or (H, W) in [0, 1]; words: N lists of words; alphas: N arrays (n_i, L),
     row t the attention that predicted words[i][t], L a square grid; locations: N arrays (n_i,) of the
     looked-at location (hard attention, outlined in red) or None."""
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    N, cols = len(photos), 1 + max(len(w) for w in words)
+    N, cols = len(photos), 1 + max(max(len(w) for w in words), 1)
     fig = Figure(figsize=(1.4 * cols, 1.6 * N))
     axes = fig.subplots(N, cols, squeeze=False)
     for ax in axes.ravel():
@@ -94,8 +95,10 @@ def photo_attention_figure(photos, words, alphas, out_path, locations=None, titl
         g = int(round(np.sqrt(np.shape(alphas[i])[-1])))
         for t, word in enumerate(words[i]):
             ax = axes[i, t + 1]
-            light = 0.15 + 0.85 * maps[t] / max(maps[t].max(), 1e-12)   # the attended part stays lit
-            ax.imshow(photo * (light if photo.ndim == 2 else light[..., None]), cmap=cmap, vmin=0, vmax=1)
+            m = maps[t] / max(maps[t].max(), 1e-12)
+            m = m if photo.ndim == 2 else m[..., None]
+            # the photo dimmed where the model did not look, and a white glow where it did (seen on black too)
+            ax.imshow(np.clip(0.7 * photo * (0.2 + 0.8 * m) + 0.3 * m, 0, 1), cmap=cmap, vmin=0, vmax=1)
             ax.set_title(word, fontsize=title_size)
             if locations is not None and locations[i] is not None:
                 r, c = divmod(int(locations[i][t]), g)
@@ -341,3 +344,28 @@ def attention_frames(history, tokens, scale=3):
         frames.append(stack_images([_pad_to(canvas, width) if canvas.width < width else canvas, strip], gap=0))
     return frames
 
+
+
+# --- visual question answering (issue 17) ---------------------------------------------------------
+def vqa_attention_figure(image, title, attentions, out_path):
+    """Write a PNG for `minicap ask`: the image, then one panel per attention hop (its weights painted
+    over the image as in attention_figure). image: (H, W) in [0, 1]; attentions: K arrays (L,)."""
+    from matplotlib.figure import Figure   # no pyplot: draws off screen, leaves the backend alone
+
+    from minicap.models.encoder import attention_map
+
+    cols = 1 + len(attentions)
+    fig = Figure(figsize=(2.2 * cols, 2.9))
+    axes = fig.subplots(1, cols, squeeze=False)[0]
+    for ax in axes:
+        ax.axis("off")
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("image", fontsize=9)
+    for k, alpha in enumerate(attentions):
+        m = attention_map(np.asarray(alpha), image.shape)
+        axes[k + 1].imshow(m / max(m.max(), 1e-12), cmap="inferno", alpha=0.6, vmin=0, vmax=1)
+        axes[k + 1].set_title(f"hop {k + 1}", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 0.9))   # leave the top tenth to the question
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=100)
