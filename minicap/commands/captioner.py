@@ -320,6 +320,9 @@ def run_caption(args):
 
 # --- evaluate ---------------------------------------------------------------------------------------
 def run_evaluate(args):
+    from minicap.commands import vqa
+    if vqa.is_vqa_checkpoint(args.checkpoint):   # VQA checkpoints are scored by minicap/commands/vqa.py
+        return vqa.run_evaluate(args)
     from minicap.data.features import load_split
     from minicap.models.captioner_eval import evaluate_model, references
     loaded = load_captioner(args.checkpoint)
