@@ -37,11 +37,16 @@ COMMANDS = [
     (("data", "show"), "minicap.commands.data", "draw a grid of captioned-MNIST examples with their captions"),
     (("data", "export"), "minicap.commands.export", "write captioned MNIST (or synthetic noise) as a Karpathy-format dataset: dataset.json, features.npy, images/"),
     (("score",), "minicap.commands.score", "score candidate captions against references: BLEU-1..4, METEOR, ROUGE-L, CIDEr-D"),
+    (("assignment", "list"), "minicap.commands.assignment", "list the course assignments made from minicap's own code"),
+    (("assignment", "build"), "minicap.commands.assignment", "write the student version of an assignment: solutions cut out, sheet, public tests"),
+    (("assignment", "check"), "minicap.commands.assignment", "run the public checks of an assignment folder (students), with a score"),
+    (("grade",), "minicap.commands.grade", "grade submissions of an assignment, each in its own limited process: CSV and JSON"),
 ]
 
 
 # help lines of the first word of multi-word commands
-GROUP_HELP = {"train": "train a model (see subcommands)", "data": "look at or export the datasets (see subcommands)"}
+GROUP_HELP = {"train": "train a model (see subcommands)", "data": "look at or export the datasets (see subcommands)",
+              "assignment": "course assignments: list, build the student version, check it (see subcommands)"}
 
 
 def _build_parser():
