@@ -35,8 +35,8 @@ left of the seven ?"): the question-only model measures it (docs/vqa.md).
 
 Splits: train / val / test scenes use the digits of the fixed MNIST split of the same name
 (minicap.data.mnist); `novel` uses test digits and holds only scenes with at least one held-out
-(digit, cell) pair: `held_out_pairs(seed)` picks 2 digits per cell (8 of the 40 pairs) that never
-appear in that cell in train, val or test. A model that learned "where" separately from "what"
+(digit, cell) pair: `held_out_pairs(seed)` picks 1 digit per cell (4 of the 40 pairs, four different
+digits) that never appear in that cell in train, val or test. A model that learned "where" separately from "what"
 answers novel scenes as well as test scenes.
 
 Everything is deterministic: the same (split, seed) gives the same examples, and example i does not
@@ -131,11 +131,12 @@ def encode_questions(questions, max_length=MAX_QUESTION_LENGTH):
 
 def held_out_pairs(seed=DEFAULT_HELD_OUT_SEED):
     """(4, 10) bool: held[k, d] is True when digit d never sits in cell k in train/val/test scenes.
-    Two digits per cell, drawn from a fixed stream."""
+    One digit per cell, four different digits, drawn from a fixed stream. (Few pairs, each digit held
+    out of one cell at most: a held-out pair also tells a question-only model something - a seven
+    never at the top left in training is not there in test either - and more pairs would tell it more.)"""
     rng = np.random.default_rng([seed, 4231])
     held = np.zeros((4, 10), dtype=bool)
-    for k in range(4):
-        held[k, rng.choice(10, size=2, replace=False)] = True
+    held[np.arange(4), rng.choice(10, size=4, replace=False)] = True
     return held
 
 
@@ -233,16 +234,24 @@ def _neighbour(cell, relation):
 
 def _example(rng, by_digit, held, want_held):
     """One example: (cells, source, offsets, question, answer, family, focus). Drawn as the module
-    docstring says: family, then answer, then a scene with that answer; a scene that breaks the
-    held-out rule (novel: must hold a held-out pair; others: must not) is drawn again."""
+    docstring says: family, then answer, then the question's own choices (its digits, place or
+    relation), then a scene with that answer. A scene that breaks the held-out rule (novel: must hold a
+    held-out pair; others: must not) is drawn again with the SAME question, so the rule does not
+    change which answers a question gets (else "is the seven left of the two ?" would be answered by
+    where the seven may stand); only when RETRIES scenes fail are the question's choices drawn again."""
     family = int(rng.integers(len(FAMILIES)))
     name = FAMILIES[family]
     answer = int(rng.choice(FAMILY_ANSWERS[name]))
-    while True:
-        cells, question, focus = _scene_for(rng, name, ANSWERS[answer])
+    choices = None
+    for attempt in range(10_000):
+        if attempt % RETRIES == 0:
+            choices = _question_choices(rng, name, ANSWERS[answer])
+        cells, question, focus = _scene_for(rng, name, ANSWERS[answer], choices)
         has_held = any(cells[k] >= 0 and held[k, cells[k]] for k in range(4))
         if has_held == want_held:
             break
+    else:   # unreachable with the shipped held-out pairs (2 per cell); a guard against an endless loop
+        raise MinicapError("could not draw a scene that keeps the held-out (digit, cell) pairs")
     source = np.full(4, -1, dtype=np.int64)
     for k in range(4):
         if cells[k] >= 0:
@@ -252,9 +261,13 @@ def _example(rng, by_digit, held, want_held):
     return cells, source, offsets, question, answer, family, focus
 
 
-def _fill(rng, cells, p=0.5):
-    """Put distinct new digits into empty cells marked -2 (each with probability p; else empty)."""
-    used = {int(d) for d in cells if d >= 0}
+RETRIES = 20   # scenes drawn for one question before its choices are drawn again
+
+
+def _fill(rng, cells, p=0.5, exclude=()):
+    """Put distinct new digits (not in `exclude`) into the cells marked -2, each with probability p
+    (else the cell stays empty)."""
+    used = {int(d) for d in cells if d >= 0} | set(exclude)
     free = [d for d in range(10) if d not in used]
     rng.shuffle(free)
     for k in range(4):
@@ -268,9 +281,28 @@ def _random_digits(rng, k, exclude=()):
     return [int(d) for d in rng.choice(choices, size=k, replace=False)]
 
 
-def _scene_for(rng, family, answer):
-    """A scene (cells (4,) int, -1 empty) and question of `family` whose answer is `answer`, and the
-    focus cell (-1 if none)."""
+def _question_choices(rng, family, answer):
+    """What the question itself says (digits, place, relation), drawn given the family and answer."""
+    if family == "exist":
+        return {"x": int(rng.integers(10))}
+    if family == "query_digit":
+        return {"place": int(rng.integers(4))}
+    if family == "query_place":
+        return {"x": int(rng.integers(10))}
+    if family == "relate":
+        anchor = int(rng.integers(4))
+        relation = [r for r in RELATIONS if _neighbour(anchor, r) is not None][rng.integers(2)]
+        exclude = () if answer == "nothing" else (DIGIT_WORDS.index(answer),)
+        return {"anchor": anchor, "relation": relation, "x": _random_digits(rng, 1, exclude)[0]}
+    if family == "compare":
+        x, y = _random_digits(rng, 2)
+        return {"relation": ("left of", "above")[rng.integers(2)], "x": x, "y": y}
+    return {}
+
+
+def _scene_for(rng, family, answer, q):
+    """A scene (cells (4,) int, -1 empty) for the question with choices q (_question_choices) whose
+    answer is `answer`, the question text, and the focus cell (-1 if none)."""
     cells = np.full(4, -2, dtype=np.int64)   # -2: not decided yet (filled at random by _fill)
     if family == "count":
         k = COUNT_WORDS.index(answer) + 1
@@ -279,21 +311,16 @@ def _scene_for(rng, family, answer):
         cells[chosen] = _random_digits(rng, k)
         return cells, TEMPLATES["count"], -1
     if family == "exist":
-        x = int(rng.integers(10))
+        x = q["x"]
         if answer == "yes":
             cells[rng.integers(4)] = x
             cells = _fill(rng, cells)
-        else:
-            # at least one digit, none of them x
+        else:   # at least one digit, none of them x
             cells[rng.integers(4)] = _random_digits(rng, 1, exclude=(x,))[0]
-            used = {int(d) for d in cells if d >= 0} | {x}
-            for k in range(4):
-                if cells[k] == -2:
-                    cells[k] = _random_digits(rng, 1, exclude=used)[0] if rng.random() < 0.5 else -1
-                    used.add(int(cells[k]))
+            cells = _fill(rng, cells, exclude=(x,))
         return cells, TEMPLATES["exist"].format(x=DIGIT_WORDS[x]), -1
     if family == "query_digit":
-        place = int(rng.integers(4))
+        place = q["place"]
         if answer == "nothing":
             cells[place] = -1
             others = [k for k in range(4) if k != place]
@@ -304,31 +331,22 @@ def _scene_for(rng, family, answer):
         return cells, TEMPLATES["query_digit"].format(place=CELL_NAMES[place]), place
     if family == "query_place":
         place = CELL_NAMES.index(answer)
-        x = int(rng.integers(10))
-        cells[place] = x
+        cells[place] = q["x"]
         cells = _fill(rng, cells)
-        return cells, TEMPLATES["query_place"].format(x=DIGIT_WORDS[x]), place
+        return cells, TEMPLATES["query_place"].format(x=DIGIT_WORDS[q["x"]]), place
     if family == "relate":
-        anchor = int(rng.integers(4))
-        relation = [r for r in RELATIONS if _neighbour(anchor, r) is not None][rng.integers(2)]
+        anchor, relation, x = q["anchor"], q["relation"], q["x"]
         beside = _neighbour(anchor, relation)
-        if answer == "nothing":
-            x = int(rng.integers(10))
-            cells[beside] = -1
-        else:
-            y = DIGIT_WORDS.index(answer)
-            x = _random_digits(rng, 1, exclude=(y,))[0]
-            cells[beside] = y
+        cells[beside] = -1 if answer == "nothing" else DIGIT_WORDS.index(answer)
         cells[anchor] = x
         cells = _fill(rng, cells)
         return cells, TEMPLATES["relate"].format(relation=relation, x=DIGIT_WORDS[x]), beside
     if family == "compare":
-        relation = ("left of", "above")[rng.integers(2)]
+        relation, x, y = q["relation"], q["x"], q["y"]
         axis = CELL_COL if relation == "left of" else CELL_ROW
         pairs = [(a, b) for a in range(4) for b in range(4) if a != b
                  and ((axis[a] < axis[b]) == (answer == "yes"))]
         a, b = pairs[rng.integers(len(pairs))]
-        x, y = _random_digits(rng, 2)
         cells[a], cells[b] = x, y
         cells = _fill(rng, cells)
         return cells, TEMPLATES["compare"].format(x=DIGIT_WORDS[x], relation=relation, y=DIGIT_WORDS[y]), -1
