@@ -30,11 +30,13 @@ from minicap.errors import MinicapError
 KIND = "vqa"
 IMAGE_SIZE = 60
 MODELS = ("question", "image", "naive", "memnet", "san")
-DEFAULTS = {"steps": 3000, "batch": 64, "lr": 2e-3, "clip": 5.0, "train_size": 12000, "val_size": 1000,
-            "eval_every": 500, "seed": 0}
+# 6000 steps on 30,000 scenes with a cosine learning rate: SAN-2 was still improving at 3000 steps on 12,000
+# scenes (87.6% validation accuracy, training loss 0.2: too few scenes), 93% by 4500 steps on 30,000
+DEFAULTS = {"steps": 6000, "batch": 64, "lr": 2e-3, "lr_decay": "cosine", "clip": 5.0, "train_size": 30000,
+            "val_size": 1000, "eval_every": 500, "seed": 0}
 MODEL_DEFAULTS = {"hops": 2, "embed": 32, "hidden": 128, "attention_size": 64, "mlp": 128, "combine": "product"}
 MODEL_OPTIONS = ("model",) + tuple(MODEL_DEFAULTS)
-FIXED_ON_RESUME = MODEL_OPTIONS + ("batch", "lr", "clip", "train_size", "val_size", "seed")
+FIXED_ON_RESUME = MODEL_OPTIONS + ("batch", "lr", "lr_decay", "clip", "train_size", "val_size", "seed")
 MAX_EXAMPLES = 100_000
 
 
@@ -69,6 +71,8 @@ def configure(parser):
     group = parser.add_argument_group("training")
     group.add_argument("--batch", type=positive_int, default=None, help=f"questions per step (default {DEFAULTS['batch']})")
     group.add_argument("--lr", type=positive_float, default=None, help=f"Adam learning rate (default {DEFAULTS['lr']})")
+    group.add_argument("--lr-decay", choices=("cosine", "none"), default=None,
+                       help="cosine: the learning rate falls from --lr to 0 at --steps (default); none: constant")
     group.add_argument("--clip", type=positive_float, default=None,
                        help=f"clip the global gradient norm to this (default {DEFAULTS['clip']})")
     group.add_argument("--train-size", type=int_range(1, MAX_EXAMPLES), default=None,
@@ -146,7 +150,7 @@ def load_features(split, n, encoder, cache=None, progress=True):
 
 # --- training -------------------------------------------------------------------------------------
 def _settings(args, previous=None):
-    given = {k: getattr(args, k) for k in MODEL_OPTIONS + ("batch", "lr", "clip", "train_size", "val_size",
+    given = {k: getattr(args, k) for k in MODEL_OPTIONS + ("batch", "lr", "lr_decay", "clip", "train_size", "val_size",
                                                            "eval_every", "seed", "steps")}
     return merge_settings(given, previous, dict(DEFAULTS, **MODEL_DEFAULTS, model="san"), FIXED_ON_RESUME, args.out)
 
@@ -213,7 +217,8 @@ def run_train(args):
     print(f"model: {config.model}{hops}, H={config.hidden}, {sum(v.size for v in run_.params.values()):,} parameters",
           file=sys.stderr)
     start = time.time()
-    train(run_, vqa.make_train_step(config, train_feats, train_data.tokens, train_data.answers, s["batch"]),
+    schedule = (s["lr"], s["steps"]) if s["lr_decay"] == "cosine" else (None, None)
+    train(run_, vqa.make_train_step(config, train_feats, train_data.tokens, train_data.answers, s["batch"], *schedule),
           s["steps"], args.out, clip=("global", s["clip"]), log_every=min(s["eval_every"], 100), evaluate=evaluate,
           eval_every=s["eval_every"], metric="accuracy", checkpoint_every=s["eval_every"], extra=extra)
     print(f"best validation accuracy {run_.best_score or float('nan'):.4f}; {time.time() - start:.0f} s. "

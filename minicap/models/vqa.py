@@ -276,11 +276,15 @@ def predict(params, features, tokens, config, batch_size=500):
     return (np.concatenate(probs) if probs else np.zeros((0, C))), hops
 
 
-def make_train_step(config, features, tokens, answers, batch_size):
-    """train_step(run) -> (loss, grads) for minicap.train.train: a random minibatch from run.rng."""
+def make_train_step(config, features, tokens, answers, batch_size, lr=None, steps=None):
+    """train_step(run) -> (loss, grads) for minicap.train.train: a random minibatch from run.rng.
+    With lr and steps, the learning rate follows a cosine from lr down to 0 at `steps` (a function of
+    run.step, so a resumed run follows the same schedule)."""
     from minicap.data import sample_minibatch
 
     def train_step(run):
+        if lr is not None:
+            run.optimizer.lr = lr * 0.5 * (1 + math.cos(math.pi * min(run.step / steps, 1)))
         idx = sample_minibatch(len(features), batch_size, run.rng)
         batch = {"features": features[idx], "tokens": tokens[idx], "answers": answers[idx]}
         return loss(run.params, batch, run.rng, config)
