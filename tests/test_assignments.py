@@ -316,3 +316,54 @@ def test_local_pool_and_dask_give_the_same_grades(tmp_path):
         remote = grade_all(paths, "rnn_lstm", limits=FAST, dask_scheduler=client)
     assert [r["points"] for r in local] == [r["points"] for r in remote]
     assert local[0]["total"] == 20 and local[1]["total"] < 20
+
+
+def test_imports_from_outside_the_copy_are_noticed(tmp_path):
+    from minicap.assignments.grade import _imports_of_reference
+    copy = tmp_path / "work"
+    (copy / "minicap").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "modules.json").write_text(json.dumps([
+        ["minicap", str(copy / "minicap" / "__init__.py")], ["minicap.nn.lstm", str(ROOT / "minicap/nn/lstm.py")],
+        ["kernels.lstm", str(copy / "kernels" / "lstm.py")], ["kernels", None]]))
+    notes = _imports_of_reference(tmp_path / "out", copy, {"kernels.lstm"})
+    assert notes == [f"imported minicap.nn.lstm from {ROOT / 'minicap/nn/lstm.py'}, outside the submission",
+                     "imported kernels.lstm, the Numba twin of its own task"]
+
+
+@pytest.mark.slow
+def test_fifty_generated_submissions_same_grades_with_1_and_2_workers_and_dask(tmp_path):
+    """50 submissions (20 right, 10 forget-gate bugs, 10 transposed dWh, 5 unwritten, 5 sys.exit) graded
+    with 1 worker, 2 workers and a Dask LocalCluster (2 worker processes): the same points; the time
+    per submission is printed (pytest -s)."""
+    import time
+    kinds = ["ok"] * 20 + ["forget_gate"] * 10 + ["transposed_dWh"] * 10 + ["unwritten"] * 5 + ["sys_exit"] * 5
+    paths = []
+    for i, kind in enumerate(kinds):
+        name = f"s{i:02d}_{kind}"
+        if kind == "ok":
+            paths.append(make_submission(tmp_path, name, "rnn_lstm"))
+        elif kind == "unwritten":
+            paths.append(make_submission(tmp_path, name, "rnn_lstm", only=()))
+            (paths[-1]).mkdir(parents=True, exist_ok=True)
+        elif kind == "sys_exit":
+            rel, edit, _, _ = MISBEHAVING["sys_exit"]
+            paths.append(make_submission(tmp_path, name, "rnn_lstm", {rel: [edit]}))
+        else:
+            paths.append(make_submission(tmp_path, name, "rnn_lstm", PLANTED[kind][1]))
+    runs = {}
+    for label, kwargs in (("1 worker", {"workers": 1}), ("2 workers", {"workers": 2})):
+        start = time.perf_counter()
+        runs[label] = grade_all(paths, "rnn_lstm", **kwargs)
+        print(f"{label}: {(time.perf_counter() - start) / len(paths):.3f} s per submission")
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        start = time.perf_counter()
+        runs["dask"] = grade_all(paths, "rnn_lstm", dask_scheduler=cluster.scheduler_address)
+        print(f"dask LocalCluster (2 processes): {(time.perf_counter() - start) / len(paths):.3f} s per submission")
+        client.close()
+    points = {label: [r["points"] for r in rows] for label, rows in runs.items()}
+    assert points["1 worker"] == points["2 workers"] == points["dask"]
+    totals = [r["total"] for r in runs["1 worker"]]
+    assert totals[:20] == [20.0] * 20 and all(t < 20 for t in totals[20:])
