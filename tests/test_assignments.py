@@ -169,7 +169,7 @@ def test_check_refuses_to_run_with_another_minicap(builds, capsys):
     assert "not the one in" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["attention_captioning", "draw_attention"])
+@pytest.mark.parametrize("name", NAMES)
 def test_the_sheet_runs_on_the_solved_build(builds, tmp_path, name):
     import shutil
     folder = tmp_path / name

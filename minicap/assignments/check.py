@@ -90,10 +90,10 @@ def check(folder, out=print):
         score = run_public_test(folder, name, m, expected)
         total, maximum = total + score.points, maximum + score.max_points
         mark = "ok  " if score.passed else "FAIL"
-        out(f"  {mark} {name:36s} {score.points:g}/{score.max_points:g}")
+        out(f"  {mark} {name:36s} {score.points:.3g}/{score.max_points:g}")
         for message in score.messages:
             out(f"       {message}")
     hidden = sum(1 for t in m["tests"] if not t["public"])
-    out(f"score: {total:g}/{maximum:g} on the public checks"
+    out(f"score: {total:.4g}/{maximum:g} on the public checks"
         + (f" ({hidden} more hidden tests are graded, on other inputs)" if hidden else ""))
     return total, maximum
