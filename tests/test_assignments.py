@@ -367,3 +367,19 @@ def test_fifty_generated_submissions_same_grades_with_1_and_2_workers_and_dask(t
     assert points["1 worker"] == points["2 workers"] == points["dask"]
     totals = [r["total"] for r in runs["1 worker"]]
     assert totals[:20] == [20.0] * 20 and all(t < 20 for t in totals[20:])
+
+
+def test_grade_command_seed_table_and_bad_inputs(tmp_path, capsys):
+    good = make_submission(tmp_path, "carol", "draw_attention", only=("minicap/models/aligndraw.py",))
+    seeds = tmp_path / "seeds.json"
+    seeds.write_text(json.dumps({"carol": 99}))
+    out = tmp_path / "grades.csv"
+    assert main(["grade", str(good), "--assignment", "draw_attention", "--out", str(out), "--json",
+                 "--seeds", str(seeds)]) == 0
+    row = json.loads(out.with_suffix(".json").read_text())["submissions"][0]
+    assert row["seed"] == 99 and row["points"]["gaussian_kl_backward"] == 2 and row["points"]["read_forward"] == 0
+    seeds.write_text('{"carol": "x"}')
+    assert main(["grade", str(good), "--assignment", "draw_attention", "--out", str(out), "--seeds", str(seeds)]) == 2
+    assert "seeds.json: expected" in capsys.readouterr().err
+    assert main(["grade", str(good), "--assignment", "nope", "--out", str(out)]) == 2
+    assert "no assignment 'nope'" in capsys.readouterr().err

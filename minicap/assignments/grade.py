@@ -290,12 +290,15 @@ def _imports_of_reference(out_dir, copy, left_out):
 
 
 # --- grading ----------------------------------------------------------------------------------------------
+_reference_lock = threading.Lock()   # backend.using switches a process-wide setting: one thread at a time
+
+
 def expected_answers(m, seed):
     """The reference's answers of every test of manifest `m` on `seed` (NumPy backend): {test: {name: array}}."""
     from minicap import backend
     from minicap.assignments.cases import run_test
     expected = {}
-    with backend.using("numpy"):
+    with _reference_lock, backend.using("numpy"):
         for test in m["tests"]:
             try:
                 expected[test["name"]], _ = run_test(test, seed, fd=False)
