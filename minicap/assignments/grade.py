@@ -13,8 +13,9 @@ they edited):
    of the reference: `python -S` (so the editable install's path hook is not installed) with only the
    copy and the site-packages folders on its path, a time limit per test (SIGALRM) and per
    submission (the process group is killed), an address-space limit (RLIMIT_AS: a memory hog gets a
-   MemoryError), a file-size limit on what it writes (RLIMIT_FSIZE: megabytes of prints fail there)
-   and no core files. It writes only its answers; the expected answers are computed here, in the
+   MemoryError), a file-size limit on what it writes (RLIMIT_FSIZE: megabytes of prints fail there),
+   a CPU-time limit and no core files; the child sets these on itself (runner.apply_limits) before it
+   imports anything of the student's. It writes only its answers; the expected answers are computed here, in the
    grader's process, from the reference with the NumPy backend, and never reach the child.
 4. Scores: each test's points times the fraction of its outputs within tolerance (forward outputs
    against the reference; gradients against the reference's, with the finite differences of the
@@ -34,7 +35,6 @@ import io
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import subprocess
@@ -202,20 +202,6 @@ def _site_dirs():
     return [str(d) for d in unique]
 
 
-def _limit_child(limits):
-    """preexec_fn of the child: its resource limits (runs in the child, before exec)."""
-    def apply():
-        memory = limits.memory_mb * 2 ** 20
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        size = limits.output_kb * 1024
-        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        cpu = int(limits.seconds) + 5
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails (EFBIG), no kill
-    return apply
-
-
 BOOT = "from minicap.assignments.runner import main; main()"
 
 
@@ -229,7 +215,7 @@ def _run_child(copy, task_path, out_dir, limits, log):
     with open(log, "wb") as sink:
         child = subprocess.Popen([sys.executable, "-S", "-c", BOOT, str(task_path), str(out_dir)], cwd=copy, env=env,
                                  stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT,
-                                 start_new_session=True, preexec_fn=_limit_child(limits))
+                                 start_new_session=True)
         try:
             return child.wait(timeout=limits.seconds), ""
         except subprocess.TimeoutExpired:
@@ -334,6 +320,8 @@ def grade_submission(path, assignment, course="minicap", seed_overrides=None, li
             out_dir = tmp / "out"
             out_dir.mkdir()
             task = {"assignment": assignment, "test_seconds": limits.test_seconds,
+                    "limits": {"memory_bytes": limits.memory_mb * 2 ** 20, "file_bytes": limits.output_kb * 1024,
+                               "cpu_seconds": int(limits.seconds) + 5},
                     "tests": [{"name": t["name"], "seed": seed} for t in m["tests"]]}
             task_path = tmp / "task.json"
             task_path.write_text(json.dumps(task))

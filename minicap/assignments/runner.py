@@ -15,7 +15,8 @@ process writes:
 
 Each test has its own time limit (SIGALRM), and an error of any kind (sys.exit, MemoryError, a
 KeyboardInterrupt the student raises) ends that test only. The process as a whole also runs under
-the grader's limits (address space, file size, wall time).
+the grader's limits (apply_limits: address space, file size, CPU time; and the grader's wall-clock
+limit on the process group).
 """
 import json
 import os
@@ -77,10 +78,23 @@ def run_one(test, seed, seconds):
     return status, arrays
 
 
+def apply_limits(limits):
+    """Limit this process before anything of the student's is imported (the grader passes the limits in
+    the task; set here rather than in a preexec_fn, which is unsafe in the grader's threads):
+    address space (a memory hog gets a MemoryError), the size of any file it writes (printing past it
+    fails with EFBIG instead of killing the process: SIGXFSZ is ignored), CPU seconds, no core files."""
+    import resource
+    for name, value in (("RLIMIT_AS", limits["memory_bytes"]), ("RLIMIT_FSIZE", limits["file_bytes"]),
+                        ("RLIMIT_CPU", limits["cpu_seconds"]), ("RLIMIT_CORE", 0)):
+        resource.setrlimit(getattr(resource, name), (value, value))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     task_path, out = Path(argv[0]), Path(argv[1])
     task = json.loads(task_path.read_text())
+    apply_limits(task["limits"])
     signal.signal(signal.SIGALRM, _on_alarm)
     import numpy as np
 
