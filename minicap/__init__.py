@@ -7,6 +7,7 @@ Read it top to bottom (docs/architecture.md draws the data flow of one training 
   minicap/models/      models, math only: loss(params, batch, rng) -> (loss, grads), generate
   minicap/data/        datasets, vocabulary, batches, the encoder's feature cache
   minicap/metrics/     BLEU, METEOR, ROUGE-L, CIDEr-D
+  minicap/assignments/ course assignments: manifests, solution stripper, student build, grader
   minicap/optim        optimizers and gradient clipping
   minicap/train        the one training loop (steps, evaluation, checkpoints, exact resume)
   minicap/checkpoint   atomic .npz checkpoints
