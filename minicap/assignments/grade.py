@@ -29,6 +29,7 @@ Submissions are graded in parallel by a pool of threads, each waiting on its own
 (--workers), or on a Dask distributed cluster (--dask-scheduler ADDRESS; workers must see the
 submission paths, e.g. a shared file system).
 """
+import atexit
 import csv
 import hashlib
 import io
@@ -185,6 +186,7 @@ def _template(name):
         if name not in _templates or not Path(_templates[name]).is_dir():
             from minicap.assignments.build import build
             folder = Path(tempfile.mkdtemp(prefix=f"minicap-grade-{name}-")) / "build"
+            atexit.register(shutil.rmtree, folder.parent, True)   # removed when this process ends
             build(name, folder)
             _templates[name] = folder
         return _templates[name]
