@@ -8,12 +8,12 @@ a submission importing the Numba twin of its task scores 0 with a note.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from minicap import backend
@@ -146,7 +146,6 @@ def test_assignment_list(capsys):
 # --- 3. the student's check ---------------------------------------------------------------------------------
 def test_check_untouched_then_solved_then_planted_bug(builds, tmp_path):
     folder = tmp_path / "student"
-    import shutil
     shutil.copytree(builds["rnn_lstm"], folder)
     done = run_in(folder, "import sys; from minicap.cli import main; sys.exit(main(['assignment', 'check']))")
     assert done.returncode == 1 and "score: 0/15" in done.stdout
@@ -171,7 +170,6 @@ def test_check_refuses_to_run_with_another_minicap(builds, capsys):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_sheet_runs_on_the_solved_build(builds, tmp_path, name):
-    import shutil
     folder = tmp_path / name
     shutil.copytree(builds[name], folder)
     for rel in assigned_files(manifest(name)):
