@@ -296,6 +296,13 @@ def expected_answers(m, seed):
     return expected
 
 
+def empty_row(path, m, status="ok", feedback=""):
+    """A row with no points: the start of every submission's row, or the whole row of one that failed."""
+    return {"submission": str(path), "student": student_id(path), "total": 0.0,
+            "max": float(sum(t["points"] for t in m["tests"])), "points": {t["name"]: 0.0 for t in m["tests"]},
+            "feedback": feedback, "status": status, "details": {}, "seed": None, "seconds": 0.0}
+
+
 def grade_submission(path, assignment, course="minicap", seed_overrides=None, limits=None):
     """Grade one submission; never raises. Returns a row dict: submission, student, seed, total, max,
     points {test: points}, feedback (one string), status, details {test: {...}}, seconds."""
@@ -303,9 +310,7 @@ def grade_submission(path, assignment, course="minicap", seed_overrides=None, li
     limits = limits or Limits()
     m = manifest(assignment)
     student = student_id(path)
-    row = {"submission": str(path), "student": student, "total": 0.0,
-           "max": float(sum(t["points"] for t in m["tests"])), "points": {t["name"]: 0.0 for t in m["tests"]},
-           "feedback": "", "status": "ok", "details": {}, "seed": None, "seconds": 0.0}
+    row = empty_row(path, m)
     notes = []
     try:
         seed = student_seed(course, assignment, student, seed_overrides)
@@ -395,10 +400,19 @@ def grade_all(paths, assignment, course="minicap", seed_overrides=None, limits=N
         except ImportError:
             raise MinicapError("--dask-scheduler needs Dask distributed: pip install 'minicap[dask]'") from None
         client = dask_scheduler if isinstance(dask_scheduler, Client) else Client(dask_scheduler)
-        try:
-            futures = client.map(grade_submission, [str(p) for p in paths], assignment=assignment, course=course,
-                                 seed_overrides=seed_overrides, limits=limits, pure=False)
-            return client.gather(futures)
+        try:   # absolute paths: a worker's working folder is not ours
+            futures = client.map(grade_submission, [str(Path(p).resolve()) for p in paths], assignment=assignment,
+                                 course=course, seed_overrides=seed_overrides, limits=limits, pure=False)
+            rows = []
+            for path, future in zip(paths, futures):
+                try:
+                    row = future.result()
+                except Exception as err:   # noqa: BLE001 - a lost worker costs its submission, not the batch
+                    row = empty_row(path, manifest(assignment), "grader error",
+                                    f"grader error on the Dask cluster: {type(err).__name__}: {err}")
+                row["submission"] = str(path)
+                rows.append(row)
+            return rows
         finally:
             if client is not dask_scheduler:
                 client.close()
