@@ -1,0 +1,169 @@
+"""Users' own VQA data: a JSON file of questions about images in a folder beside it.
+
+    {"questions": [{"image": "img/cat.png", "question": "what colour is the cat ?", "answer": "black",
+                    "split": "train"},            # "split" optional: train / val / test
+                   ...]}
+
+    data = load_vqa_json("mydata/questions.json", size=(60, 60), mode="L")
+    data.split("train")   -> a VQAFileSplit (images, tokens, answers) for training
+
+Image paths are relative to the JSON file's folder. Every image is read (grey "L" or "RGB", as `mode`
+says; the other is converted) and resized (bilinear) to `size`. Questions are lower-cased and split on
+spaces ("?" becomes its own word). Without a "split" field a question goes to val with probability
+`held_out` and to test with the same probability, the rest to train (a fixed hash of its image and
+question, so the cut does not depend on the order of the file).
+
+The vocabulary is built from the TRAINING questions only (id 0 <NULL> pads, id 1 <UNK> stands for a
+word seen only outside training) and the answer classes from the training answers, sorted. A val or
+test question whose answer never occurs in training cannot be scored: it is an error naming the file,
+the entry and the answer. Every bad input is one line naming the file and the problem: malformed JSON,
+no "questions" list, an entry without an image, question or answer, an empty question, a missing or
+unreadable image, an unknown split.
+"""
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from minicap.data.captions import _allocate_images, _conform, _open_image
+from minicap.data.files import check_file, read_json
+from minicap.errors import MinicapError
+
+SPLITS = ("train", "val", "test")
+NULL, UNK = "<NULL>", "<UNK>"
+MAX_QUESTIONS = 1_000_000
+
+
+def tokenize_question(text):
+    """"What colour is it?" -> ["what", "colour", "is", "it", "?"]."""
+    return text.lower().replace("?", " ?").split()
+
+
+@dataclass
+class VQAFileSplit:
+    """One split of a user's VQA file. images: (N, H, W) or (N, H, W, 3) float32 in [0, 1];
+    questions, answers_text: N strings; tokens: (N, T) int64 (0-padded); answers: (N,) int64 class ids."""
+    images: np.ndarray
+    questions: list
+    answers_text: list
+    tokens: np.ndarray
+    answers: np.ndarray
+    image_names: list
+
+
+@dataclass
+class VQAFile:
+    """A whole VQA file: every entry, the vocabulary (words, from train) and the answer classes."""
+    path: Path
+    images: np.ndarray
+    image_names: list
+    questions: list
+    answers_text: list
+    splits: np.ndarray          # (N,) index into SPLITS
+    vocab: list                 # id -> word; 0 <NULL>, 1 <UNK>
+    answer_classes: list        # class id -> answer string
+
+    def encode(self, questions, unknown="unk"):
+        """Questions -> (N, T) word ids. unknown="unk": words outside the vocabulary become <UNK>;
+        "error": a MinicapError naming the word (what `minicap ask` wants)."""
+        return encode_with_vocab(questions, self.vocab, unknown)
+
+    def split(self, name):
+        if name not in SPLITS:
+            raise MinicapError(f"unknown split {name!r}: choose one of {', '.join(SPLITS)}")
+        idx = np.flatnonzero(self.splits == SPLITS.index(name))
+        index = {a: i for i, a in enumerate(self.answer_classes)}
+        for i in idx:
+            if self.answers_text[i] not in index:
+                raise MinicapError(f"{self.path}: entry {i} ({name}) has the answer {self.answers_text[i]!r}, which "
+                                   f"no training question has; the model can only answer with training answers")
+        questions = [self.questions[i] for i in idx]
+        return VQAFileSplit(self.images[idx], questions, [self.answers_text[i] for i in idx],
+                            self.encode(questions), np.array([index[self.answers_text[i]] for i in idx], np.int64),
+                            [self.image_names[i] for i in idx])
+
+
+def encode_with_vocab(questions, vocab, unknown="unk"):
+    """Questions -> (N, T) int64 ids of `vocab` (a list, id -> word), padded with 0; T is the longest."""
+    index = {w: i for i, w in enumerate(vocab)}
+    tokenized = [tokenize_question(q) for q in questions]
+    for q, words in zip(questions, tokenized):
+        if not words:
+            raise MinicapError("the question is empty")
+        if unknown == "error":
+            for w in words:
+                if w not in index:
+                    raise MinicapError(f"the word {w!r} in {q!r} is not in the model's question vocabulary "
+                                       f"(it never occurs in a training question)")
+    out = np.zeros((len(questions), max((len(w) for w in tokenized), default=1)), np.int64)
+    for n, words in enumerate(tokenized):
+        out[n, :len(words)] = [index.get(w, 1) for w in words]
+    return out
+
+
+def _fraction_split(image, question, held_out):
+    """A fixed cut by hash: val with probability held_out, test with probability held_out, else train."""
+    h = int.from_bytes(hashlib.sha256(f"{image}\n{question}".encode()).digest()[:8], "big") / 2 ** 64
+    return 1 if h < held_out else 2 if h < 2 * held_out else 0
+
+
+def load_vqa_json(path, size=(60, 60), mode="L", held_out=0.1):
+    """Read a user's VQA JSON file and its images (see the module docstring). Returns a VQAFile."""
+    if mode not in ("L", "RGB"):
+        raise MinicapError(f"image mode must be \"L\" (grey) or \"RGB\", got {mode!r}")
+    if not 0 <= held_out < 0.5:
+        raise MinicapError(f"the held-out fraction must be from 0 to just below 0.5, got {held_out}")
+    path = check_file(path, "VQA question file")
+    doc = read_json(path, "VQA question file")
+    if not isinstance(doc, dict) or not isinstance(doc.get("questions"), list):
+        raise MinicapError(f"{path}: expected a JSON object with a \"questions\" list, e.g. "
+                           '{"questions": [{"image": "a.png", "question": "what is it ?", "answer": "a cat"}]}')
+    entries = doc["questions"]
+    if not entries:
+        raise MinicapError(f"{path}: the \"questions\" list is empty")
+    if len(entries) > MAX_QUESTIONS:
+        raise MinicapError(f"{path}: {len(entries):,} questions; minicap reads at most {MAX_QUESTIONS:,}")
+    folder = path.parent
+    names, questions, answers, splits = [], [], [], []
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            raise MinicapError(f"{path}: entry {i} is not an object with \"image\", \"question\" and \"answer\"")
+        for key in ("image", "question", "answer"):
+            if not isinstance(e.get(key), str):
+                raise MinicapError(f"{path}: entry {i} has no \"{key}\" string")
+        if not tokenize_question(e["question"]):
+            raise MinicapError(f"{path}: entry {i} has an empty question")
+        if not e["answer"].strip():
+            raise MinicapError(f"{path}: entry {i} has an empty answer")
+        split = e.get("split")
+        if split is None:
+            splits.append(_fraction_split(e["image"], e["question"], held_out))
+        elif split in SPLITS:
+            splits.append(SPLITS.index(split))
+        else:
+            raise MinicapError(f"{path}: entry {i} has the split {split!r}; use train, val or test (or leave it out)")
+        names.append(e["image"])
+        questions.append(e["question"])
+        answers.append(e["answer"].strip().lower())
+    splits = np.array(splits, np.int64)
+    if not np.any(splits == 0):
+        raise MinicapError(f"{path}: no training questions (every entry is in val or test)")
+
+    cache, images = {}, None
+    shape = tuple(size) + ((3,) if mode == "RGB" else ())
+    for i, name in enumerate(names):
+        if name not in cache:
+            image_path = check_file(folder / name, f"image of entry {i} of {path}")
+            cache[name] = _conform(_open_image(image_path), image_path, mode, size, resize=True, convert=True)
+        if images is None:
+            images = _allocate_images(len(names), shape, path)
+        images[i] = cache[name].astype(np.float32) / np.float32(255.0)
+
+    train_words = set()
+    for q, s in zip(questions, splits):
+        if s == 0:
+            train_words.update(tokenize_question(q))
+    vocab = [NULL, UNK] + sorted(train_words)
+    answer_classes = sorted({a for a, s in zip(answers, splits) if s == 0})
+    return VQAFile(path, images, names, questions, answers, splits, vocab, answer_classes)

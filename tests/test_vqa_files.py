@@ -1,0 +1,76 @@
+"""Users' own VQA data (minicap.data.vqa_files): the JSON format, vocabulary and answers from the
+training questions, fixed splits, and one-line errors naming the file and the problem."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from minicap.data.vqa_files import load_vqa_json
+from minicap.errors import MinicapError
+
+
+def write(tmp_path, entries, images=("a.png", "b.png")):
+    for k, name in enumerate(images):
+        Image.fromarray(np.full((20, 30, 3), 40 * k, np.uint8)).save(tmp_path / name)
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps({"questions": entries}))
+    return path
+
+
+ENTRIES = [{"image": "a.png", "question": "What colour is it?", "answer": "Black", "split": "train"},
+           {"image": "b.png", "question": "what colour is it ?", "answer": "grey", "split": "train"},
+           {"image": "b.png", "question": "is it purple ?", "answer": "grey", "split": "test"}]
+
+
+def test_reads_images_vocabulary_and_answers(tmp_path):
+    data = load_vqa_json(write(tmp_path, ENTRIES), size=(12, 16), mode="RGB")
+    assert data.images.shape == (3, 12, 16, 3) and data.images.dtype == np.float32
+    assert data.vocab == ["<NULL>", "<UNK>", "?", "colour", "is", "it", "what"]   # training words only
+    assert data.answer_classes == ["black", "grey"]
+    train, test = data.split("train"), data.split("test")
+    assert train.tokens.tolist() == [[6, 3, 4, 5, 2], [6, 3, 4, 5, 2]] and train.answers.tolist() == [0, 1]
+    assert test.tokens.tolist() == [[4, 5, 1, 2]]       # "purple" is seen only in a test question: <UNK>
+    grey = load_vqa_json(write(tmp_path, ENTRIES), size=(12, 16), mode="L")
+    assert grey.images.shape == (3, 12, 16)
+    with pytest.raises(MinicapError, match="'purple'"):
+        data.encode(["is it purple ?"], unknown="error")
+
+
+def test_split_by_fraction_is_fixed(tmp_path):
+    entries = [{"image": "a.png", "question": f"question {i} ?", "answer": "x"} for i in range(200)]
+    a = load_vqa_json(write(tmp_path, entries), held_out=0.2).splits
+    b = load_vqa_json(write(tmp_path, entries[::-1]), held_out=0.2).splits[::-1]
+    assert np.array_equal(a, b) and 20 < (a == 1).sum() < 60 and 20 < (a == 2).sum() < 60
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda p: p.write_text("{not json"), "q.json"),
+    (lambda p: p.write_text(json.dumps({"items": []})), '"questions" list'),
+    (lambda p: p.write_text(json.dumps({"questions": [{"image": "a.png", "answer": "x"}]})), 'no "question"'),
+    (lambda p: p.write_text(json.dumps({"questions": [{"image": "a.png", "question": " ", "answer": "x"}]})),
+     "empty question"),
+    (lambda p: p.write_text(json.dumps({"questions": [{"image": "zz.png", "question": "q ?", "answer": "x"}]})),
+     "zz.png"),
+    (lambda p: p.write_text(json.dumps({"questions": [{"image": "a.png", "question": "q ?", "answer": "x",
+                                                       "split": "dev"}]})), "'dev'"),
+])
+def test_bad_inputs_name_the_file_and_the_problem(tmp_path, change, message):
+    path = write(tmp_path, ENTRIES)
+    change(path)
+    with pytest.raises(MinicapError, match=message):
+        load_vqa_json(path)
+
+
+def test_unknown_answer_at_test_time_is_an_error_naming_it(tmp_path):
+    entries = ENTRIES + [{"image": "a.png", "question": "what is it ?", "answer": "a cat", "split": "test"}]
+    data = load_vqa_json(write(tmp_path, entries))
+    with pytest.raises(MinicapError, match="'a cat'"):
+        data.split("test")
+
+
+def test_an_unreadable_image_is_named(tmp_path):
+    path = write(tmp_path, ENTRIES)
+    (tmp_path / "b.png").write_bytes(b"not a png")
+    with pytest.raises(MinicapError, match="b.png"):
+        load_vqa_json(path)
