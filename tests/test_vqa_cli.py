@@ -84,3 +84,31 @@ def test_localisation_counts_the_weight_on_the_focus_cell():
     assert cmd.score(probs, [off, on], data)["attention_localisation"] == 1.0
     assert cmd.score(probs, [on, off], data)["attention_localisation"] == 0.0
     assert cmd.score(probs, [on], data)["accuracy"] == 1.0
+
+
+def test_train_evaluate_and_ask_on_a_users_own_file(tmp_path, encoder_path, capsys):
+    from PIL import Image
+    rng = np.random.default_rng(0)
+    entries = []
+    for i in range(24):
+        name = f"img{i % 6}.png"
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(tmp_path / name)
+        entries.append({"image": name, "question": f"is it {'bright' if i % 2 else 'dark'} ?",
+                        "answer": "yes" if i % 3 else "no", "split": ("train", "train", "val", "test")[i % 4]})
+    path = tmp_path / "mine.json"
+    path.write_text(json.dumps({"questions": entries}))
+    out = tmp_path / "run"
+    assert main(["train", "vqa", "--model", "san", "--data", str(path), "--steps", "4", "--out", str(out),
+                 "--encoder", str(encoder_path), "--cache", str(tmp_path / "cache"), *TINY]) == 0
+    ck = load_checkpoint(out / "last.npz")
+    assert ck.config["answers"] == ["no", "yes"] and ck.config["data"]["name"] == "file"
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--split", "test", "--json", "--cache", str(tmp_path / "cache")]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["n"] == 6 and scores["per_family"] == {} and scores["attention_localisation"] is None
+    assert main(["evaluate", str(out), "--split", "novel", "--cache", str(tmp_path / "cache")]) == 2
+    assert main(["ask", str(out), "test:0", "is it dark ?"]) == 0
+    assert capsys.readouterr().out.startswith("is it dark ? -> ")
+    assert main(["ask", str(out), "test:0", "is it purple ?"]) == 2
+    assert "'purple'" in capsys.readouterr().err
+    assert main(["train", "vqa", "--data", "mine.txt", "--out", str(tmp_path / "x")]) == 2

@@ -1,7 +1,8 @@
 """`minicap train vqa`, `minicap ask`, and VQA's part of `minicap evaluate`: visual question answering
 on MNIST scenes (minicap.data.vqa_scenes) with the models of minicap.models.vqa.
 
-    minicap train vqa --model question|image|naive|memnet|san [--hops K] [--steps N] [--out DIR] [--resume]
+    minicap train vqa --model question|image|naive|memnet|san [--hops K] [--data mnist-vqa|FILE.json] [--steps N]
+                      [--out DIR] [--resume]
     minicap ask CHECKPOINT IMAGE "QUESTION" [--attention-png OUT]
     minicap evaluate CHECKPOINT [--split val|test|novel] [--json]       (dispatched here for a VQA checkpoint)
 
@@ -16,6 +17,7 @@ hop puts at least half its weight on the cell that holds the answer (or the aske
 weight counts for each 30x30 cell in proportion to how much of its grid cell
 (minicap.models.encoder.location_cells) lies inside it.
 """
+import argparse
 import json
 import sys
 import time
@@ -36,7 +38,8 @@ DEFAULTS = {"steps": 6000, "batch": 64, "lr": 2e-3, "lr_decay": "cosine", "clip"
             "val_size": 1000, "eval_every": 500, "seed": 0}
 MODEL_DEFAULTS = {"hops": 2, "embed": 32, "hidden": 128, "attention_size": 64, "mlp": 128, "combine": "product"}
 MODEL_OPTIONS = ("model",) + tuple(MODEL_DEFAULTS)
-FIXED_ON_RESUME = MODEL_OPTIONS + ("batch", "lr", "lr_decay", "clip", "train_size", "val_size", "seed")
+DATA_OPTIONS = ("data",)
+FIXED_ON_RESUME = MODEL_OPTIONS + DATA_OPTIONS + ("batch", "lr", "lr_decay", "clip", "train_size", "val_size", "seed")
 MAX_EXAMPLES = 100_000
 
 
@@ -51,8 +54,10 @@ def configure(parser):
                              "(default san)")
     parser.add_argument("--hops", type=int_range(1, 8), default=None,
                         help=f"memnet hops / san attention layers (default {MODEL_DEFAULTS['hops']})")
-    parser.add_argument("--data", choices=("mnist-vqa",), default="mnist-vqa",
-                        help="the dataset: MNIST scenes with questions, generated from the shipped digits")
+    parser.add_argument("--data", type=data_source, default=None,
+                        help="mnist-vqa: MNIST scenes with questions, generated from the shipped digits (default); "
+                             "or FILE.json, your own questions (minicap.data.vqa_files: images beside the file, "
+                             "read as grey and resized to 60x60 for the frozen encoder)")
     parser.add_argument("--steps", type=positive_int, default=None,
                         help=f"train up to this many steps in total (default {DEFAULTS['steps']})")
     parser.add_argument("--out", type=Path, default=None,
@@ -100,6 +105,13 @@ def run(args):
     return {"ask": run_ask}.get(args._vqa_command, run_train)(args)
 
 
+def data_source(text):
+    """--data: "mnist-vqa" or a .json file of one's own questions."""
+    if text == "mnist-vqa" or text.lower().endswith(".json"):
+        return text
+    raise argparse.ArgumentTypeError(f"expected mnist-vqa or a .json file of questions, got {text!r}")
+
+
 def resolve(path):
     """A run folder stands for its best.npz, else its last.npz."""
     path = Path(path)
@@ -130,7 +142,11 @@ def load_vqa(path):
     ck = load_checkpoint(path, kind=KIND)
     if "model" not in ck.config:
         raise MinicapError(f"checkpoint {path} has no model config; was it written by `minicap train vqa`?")
-    if ck.config.get("answers") != list(ANSWERS) or ck.config.get("question_vocab") != list(QUESTION_VOCAB):
+    if "answers" not in ck.config or "question_vocab" not in ck.config:
+        raise MinicapError(f"checkpoint {path} has no answers or question vocabulary; was it written by "
+                           f"`minicap train vqa`?")
+    on_scenes = ck.config.get("data", {}).get("name") == "mnist-vqa"
+    if on_scenes and (ck.config["answers"] != list(ANSWERS) or ck.config["question_vocab"] != list(QUESTION_VOCAB)):
         raise MinicapError(f"checkpoint {path} was trained with another question vocabulary or answer set than "
                            f"this version of mnist-vqa; retrain it")
     config = VQAConfig.from_dict(ck.config["model"])
@@ -148,11 +164,40 @@ def load_features(split, n, encoder, cache=None, progress=True):
     return data, feats
 
 
+def load_file(path):
+    """A user's VQA JSON file (minicap.data.vqa_files), its images grey and 60x60 for the frozen encoder."""
+    from minicap.data.vqa_files import load_vqa_json
+    return load_vqa_json(path, size=(IMAGE_SIZE, IMAGE_SIZE), mode="L")
+
+
+def file_features(file_data, split, encoder, cache=None, progress=True):
+    """Split `split` of a user's VQA file and its cached annotation vectors."""
+    from minicap.data.features import cached_encode
+    data = file_data.split(split)
+    if len(data.answers) == 0:
+        return data, np.zeros((0,) + encoder_grid(encoder), np.float32)
+    return data, cached_encode(data.images, encoder, cache, name=f"vqa-file-{split}", progress=progress)
+
+
+def encoder_grid(encoder):
+    """(L, D) of the frozen encoder's annotations on a 60x60 image."""
+    from minicap.models.encoder import grid_shape
+    gh, gw = grid_shape(IMAGE_SIZE)
+    return gh * gw, encoder["conv4_b"].shape[0]
+
+
+def data_prefix(data, n):
+    from minicap.data.vqa_files import VQAFileSplit
+    return VQAFileSplit(data.images[:n], data.questions[:n], data.answers_text[:n], data.tokens[:n],
+                        data.answers[:n], data.image_names[:n])
+
+
 # --- training -------------------------------------------------------------------------------------
 def _settings(args, previous=None):
-    given = {k: getattr(args, k) for k in MODEL_OPTIONS + ("batch", "lr", "lr_decay", "clip", "train_size", "val_size",
+    given = {k: getattr(args, k) for k in MODEL_OPTIONS + DATA_OPTIONS + ("batch", "lr", "lr_decay", "clip", "train_size", "val_size",
                                                            "eval_every", "seed", "steps")}
-    return merge_settings(given, previous, dict(DEFAULTS, **MODEL_DEFAULTS, model="san"), FIXED_ON_RESUME, args.out)
+    return merge_settings(given, previous, dict(DEFAULTS, **MODEL_DEFAULTS, model="san", data="mnist-vqa"),
+                          FIXED_ON_RESUME, args.out)
 
 
 def default_out(model, hops):
@@ -179,17 +224,26 @@ def run_train(args):
                                f"--encoder to resume it with its own, or start a new run with another --out")
     else:
         encoder = load_encoder(args.encoder)
-    print(f"data: mnist-vqa, {s['train_size']} training and {s['val_size']} validation scenes; encoding with the "
-          f"frozen encoder (cached in {args.cache or default_cache_dir()})", file=sys.stderr)
-    train_data, train_feats = load_features("train", s["train_size"], encoder, args.cache)
-    val_data, val_feats = load_features("val", s["val_size"], encoder, args.cache)
+    source = s["data"]
+    print(f"data: {source}; encoding with the frozen encoder (cached in {args.cache or default_cache_dir()})",
+          file=sys.stderr)
+    if source == "mnist-vqa":
+        train_data, train_feats = load_features("train", s["train_size"], encoder, args.cache)
+        val_data, val_feats = load_features("val", s["val_size"], encoder, args.cache)
+        vocab, answers = list(QUESTION_VOCAB), list(ANSWERS)
+    else:
+        file_data = load_file(source)
+        (train_data, train_feats), (val_data, val_feats) = (file_features(file_data, split, encoder, args.cache)
+                                                            for split in ("train", "val"))
+        vocab, answers = file_data.vocab, file_data.answer_classes
+    print(f"{len(train_data.answers)} training and {len(val_data.answers)} validation questions", file=sys.stderr)
 
     if previous is not None:
         config = vqa.VQAConfig.from_dict(previous["model"])
     else:   # feature_scale brings the CNN features to unit root-mean-square size
         rms = float(np.sqrt(np.mean(np.square(train_feats[:1000], dtype=np.float64))))
-        config = vqa.VQAConfig(model=s["model"], hops=s["hops"], vocab_size=len(QUESTION_VOCAB),
-                               n_answers=len(ANSWERS), locations=train_feats.shape[1],
+        config = vqa.VQAConfig(model=s["model"], hops=s["hops"], vocab_size=len(vocab),
+                               n_answers=len(answers), locations=train_feats.shape[1],
                                feature_size=train_feats.shape[2], embed=s["embed"], hidden=s["hidden"],
                                attention_size=s["attention_size"], mlp=s["mlp"], combine=s["combine"],
                                feature_scale=1 / max(rms, 1e-12))
@@ -198,8 +252,9 @@ def run_train(args):
         run_ = resume_run(last, KIND, fresh)
         print(f"resuming {last} at step {run_.step}", file=sys.stderr)
     else:
-        ck_config = {"model": config.to_dict(), "settings": s, "data": {"name": "mnist-vqa", "seed": 0},
-                     "answers": list(ANSWERS), "question_vocab": list(QUESTION_VOCAB),
+        data_config = {"name": "mnist-vqa", "seed": 0} if source == "mnist-vqa" else {"name": "file", "path": source}
+        ck_config = {"model": config.to_dict(), "settings": s, "data": data_config,
+                     "answers": answers, "question_vocab": vocab,
                      "encoder": {"path": str(args.encoder or "data/encoder_mnist.npz"), "hash": weights_hash(encoder)}}
         run_ = Run(kind=KIND, config=ck_config, params=fresh, optimizer=make_optimizer("adam", lr=s["lr"]),
                    rng=np.random.default_rng(s["seed"] + 1))
@@ -210,6 +265,8 @@ def run_train(args):
     extra = {f"encoder/{k}": v for k, v in encoder.items()}
 
     def evaluate(run):
+        if len(val_data.answers) == 0:   # a file without validation questions: the last step is kept as best
+            return {"accuracy": float(run.step)}
         probs, _ = vqa.predict(run.params, val_feats, val_data.tokens, config)
         return {"accuracy": float(np.mean(probs.argmax(axis=1) == val_data.answers))}
 
@@ -247,11 +304,12 @@ def score(probs, attentions, data):
     probs: (N, C); attentions: K arrays (N, L); data: VQAScenes."""
     from minicap.data.vqa_scenes import FAMILIES
     right = probs.argmax(axis=1) == data.answers
+    family = getattr(data, "family", None)   # None: the user's own questions (no families, no cells)
     out = {"accuracy": float(right.mean()) if len(right) else float("nan"),
-           "per_family": {name: float(right[data.family == f].mean()) for f, name in enumerate(FAMILIES)
-                          if np.any(data.family == f)},
+           "per_family": {} if family is None else {name: float(right[family == f].mean())
+                                                    for f, name in enumerate(FAMILIES) if np.any(family == f)},
            "attention_localisation": None}
-    if attentions:
+    if attentions and family is not None:
         asked = np.isin(data.family, [FAMILIES.index("query_digit"), FAMILIES.index("relate")])
         mass = attentions[-1] @ cell_overlap()                          # (N, 4): last hop's weight per cell
         on_focus = mass[np.arange(len(mass)), np.maximum(data.focus, 0)]
@@ -263,9 +321,18 @@ def run_evaluate(args):
     """`minicap evaluate` on a VQA checkpoint (called by minicap/commands/captioner.py's run_evaluate)."""
     from minicap.data.vqa_scenes import DEFAULT_SIZES
     from minicap.models import vqa
-    params, config, encoder, _ = load_vqa(args.checkpoint)
-    n = args.n or DEFAULT_SIZES[args.split]
-    data, feats = load_features(args.split, n, encoder, getattr(args, "cache", None), progress=not args.json)
+    params, config, encoder, ck_config = load_vqa(args.checkpoint)
+    if ck_config["data"]["name"] == "file":
+        if args.split == "novel":
+            raise MinicapError("--split novel is a split of mnist-vqa; a model trained on your own file has val and test")
+        data, feats = file_features(load_file(ck_config["data"]["path"]), args.split, encoder,
+                                    getattr(args, "cache", None), progress=not args.json)
+        if args.n:
+            data, feats = data_prefix(data, args.n), feats[:args.n]
+    else:
+        data, feats = load_features(args.split, args.n or DEFAULT_SIZES[args.split], encoder,
+                                    getattr(args, "cache", None), progress=not args.json)
+    n = len(data.answers)
     probs, attentions = vqa.predict(params, feats, data.tokens, config)
     scores = {"checkpoint": str(resolve(args.checkpoint)), "model": config.model,
               "hops": config.hops if config.model in vqa.ATTENTION_MODELS else 0, "split": args.split, "n": n,
@@ -300,15 +367,16 @@ def read_scene(spec):
 
 
 def run_ask(args):
-    from minicap.data.vqa_scenes import ANSWERS, encode_questions
+    from minicap.data.vqa_files import encode_with_vocab
     from minicap.models import vqa
     from minicap.models.encoder import encode
-    params, config, encoder, _ = load_vqa(args.checkpoint)
+    params, config, encoder, ck_config = load_vqa(args.checkpoint)
+    ANSWERS = ck_config["answers"]
     if args.attention_png is not None and config.model not in vqa.ATTENTION_MODELS:
         raise MinicapError(f"--attention-png needs an attention model (memnet or san); this checkpoint is "
                            f"{config.model!r}, which has no attention to show")
     image, own = read_scene(args.image)
-    tokens = encode_questions([args.question])
+    tokens = encode_with_vocab([args.question], ck_config["question_vocab"], unknown="error")
     probs, attentions = vqa.predict(params, encode(image[None], encoder), tokens, config)
     top = np.argsort(-probs[0])[:3]
     print(f"{args.question} -> {ANSWERS[top[0]]}")
