@@ -220,3 +220,14 @@ def test_option_mistakes(tmp_path, capsys):
     assert "CIDEr" in capsys.readouterr().err
     with pytest.raises(MinicapError, match="unknown split"):
         read_karpathy_index(data / "dataset.json").split_rows("restval")
+
+
+@pytest.mark.parametrize("attention", ["hard", "none"])
+def test_hard_attention_and_the_baseline_train_on_real_photo_data(tmp_path, attention, capsys):
+    data = write_dataset(tmp_path / "d")
+    assert train_karpathy(data, tmp_path / "run", "--attention", attention, "--steps", "3", "--min-count", "1") == 0
+    assert main(["evaluate", str(tmp_path / "run"), "--split", "val", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["attention"] == attention
+    # the native path refuses to resume it (it would look for captioned MNIST)
+    assert main(["train", "captioner", "--out", str(tmp_path / "run"), "--resume", "--steps", "4"]) == 2
+    assert "--data karpathy" in capsys.readouterr().err

@@ -191,6 +191,9 @@ def run_train(args):
         args.out = Path(f"runs/captioner-{attention}")
     folder = open_run_folder(args.out, KIND, args.resume)
     previous, last = folder.previous, folder.last
+    if previous is not None and (previous.get("data") or {}).get("name") == "karpathy":
+        raise MinicapError(f"the run in {args.out} was trained with --data karpathy; resume it with "
+                           f"--data karpathy --json DATASET.json --features FEATURES.npy")
     if previous is not None and args.attention is None:
         args.attention = previous["settings"]["attention"]
     s = _settings(args, previous and previous["settings"])
