@@ -231,3 +231,26 @@ def test_hard_attention_and_the_baseline_train_on_real_photo_data(tmp_path, atte
     # the native path refuses to resume it (it would look for captioned MNIST)
     assert main(["train", "captioner", "--out", str(tmp_path / "run"), "--resume", "--steps", "4"]) == 2
     assert "--data karpathy" in capsys.readouterr().err
+
+
+def test_resume_finds_its_data_and_evaluate_follows_moved_files(tmp_path, capsys):
+    data = write_dataset(tmp_path / "d")
+    assert train_karpathy(data, tmp_path / "run", "--steps", "2", "--min-count", "1") == 0
+    assert main(["train", "captioner", "--data", "karpathy", "--out", str(tmp_path / "run"), "--resume",
+                 "--steps", "3"]) == 0                          # --json and --features from the checkpoint
+    assert load_checkpoint(tmp_path / "run" / "last.npz").step == 3
+    moved = tmp_path / "moved"
+    data.rename(moved)
+    assert main(["evaluate", str(tmp_path / "run"), "--split", "test"]) == 2
+    assert "not found" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "run"), "--split", "test", "--data-json", str(moved / "dataset.json"),
+                 "--features", str(moved / "features.npy")]) == 0
+
+
+def test_a_row_of_nan_features_is_named_when_it_is_read(tmp_path, capsys):
+    feats = np.random.default_rng(0).standard_normal((12, 4, 3)).astype(np.float32)
+    feats[5, 2, 1] = np.nan
+    data = write_dataset(tmp_path / "d", features=feats)
+    assert train_karpathy(data, tmp_path / "run", "--steps", "50", "--min-count", "1", "--batch", "8") == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "features.npy: row 5 holds NaN" in err

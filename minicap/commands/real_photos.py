@@ -124,6 +124,16 @@ class SampledCaptions:
         return self.train_captions.captions[self.train_captions.pick(idx, self.rng)].astype(np.int64)
 
 
+def _saved_data(out):
+    """The "data" config of the karpathy run in out/last.npz, or None (open_run_folder reports why)."""
+    from minicap.checkpoint import load_checkpoint
+    last = Path(out) / "last.npz"
+    if not last.is_file():
+        return None
+    data = load_checkpoint(last, kind="captioner").config.get("data") or {}
+    return data if data.get("name") == "karpathy" else None
+
+
 def run_train(args, captioner_module):
     """`minicap train captioner --data karpathy ...` (captioner.run_train sends it here)."""
     from minicap.data import Vocabulary
@@ -134,6 +144,10 @@ def run_train(args, captioner_module):
     from minicap.train import Run, resume_run, train
 
     C = captioner_module
+    if args.resume and (args.json is None or args.features is None):   # the run's own files, by default
+        saved = _saved_data(args.out or Path(f"runs/captioner-{args.attention or 'soft'}"))
+        args.json = args.json or (saved and Path(saved["json"]))
+        args.features = args.features or (saved and Path(saved["features"]))
     if args.json is None or args.features is None:
         raise MinicapError("--data karpathy needs --json DATASET.json and --features FEATURES.npy")
     if args.encoder is not None:
