@@ -5,6 +5,8 @@ against pictures. With --boxes, each digit's ink box is outlined (X, the first d
 red; Y, the second: cyan) to check the structured truth as well. The figure is drawn by
 minicap.viz.captioned_examples_figure.
 """
+from pathlib import Path
+
 from minicap.commands.runs import int_range, seed, writable_file
 
 DATASETS = ("mnist-captions", "mnist-vqa")   # mnist-vqa: scenes with a question and its answer (issue 17)
@@ -13,8 +15,8 @@ DATASETS = ("mnist-captions", "mnist-vqa")   # mnist-vqa: scenes with a question
 def configure(parser):
     parser.add_argument("dataset", choices=DATASETS, help="which dataset to show")
     parser.add_argument("--n", type=int_range(1, 400), default=16, help="number of examples (default 16)")
-    parser.add_argument("--out", type=writable_file(".png"), default="runs/mnist_captions.png",
-                        help="PNG file to write (default runs/mnist_captions.png)")
+    parser.add_argument("--out", type=writable_file(".png"), default=None,
+                        help="PNG file to write (default runs/mnist_captions.png, or runs/mnist_vqa.png)")
     parser.add_argument("--split", default="train", choices=("train", "val", "test", "novel"),
                         help="which split (default train; novel = held-out digit/position combinations)")
     parser.add_argument("--seed", type=seed, default=0, help="generator seed (default 0)")
@@ -26,6 +28,8 @@ def run(args):
     from minicap.errors import MinicapError
     from minicap.viz import captioned_examples_figure
 
+    if args.out is None:
+        args.out = Path("runs/mnist_vqa.png" if args.dataset == "mnist-vqa" else "runs/mnist_captions.png")
     if args.dataset == "mnist-vqa":
         return show_vqa(args)
     data = make_captioned_mnist(args.split, n=args.n, seed=args.seed)
