@@ -230,8 +230,8 @@ def run_train(args, captioner_module):
                            *schedule)
     train(run, step, s["steps"], args.out, clip=("global", s["clip"]), log_every=s["log_every"], evaluate=evaluate,
           eval_every=s["eval_every"], metric=s["metric"], patience=s["patience"], on_log=on_log, extra=extra)
-    print(f"best validation {s['metric']} {run.best_score or math.nan:.4f}; {time.time() - start:.0f} s. "
-          f"Score it: minicap evaluate {args.out / 'best.npz'} --split test --beam 3", file=sys.stderr)
+    print(f"best validation {s['metric']} {math.nan if run.best_score is None else run.best_score:.4f}; "
+          f"{time.time() - start:.0f} s. Score it: minicap evaluate {args.out / 'best.npz'} --split test --beam 3", file=sys.stderr)
     return 0
 
 

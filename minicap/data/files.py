@@ -87,12 +87,13 @@ def read_text(path, what="text file"):
                            f"as UTF-8, e.g. `iconv -f latin1 -t utf-8`") from None
 
 
-def read_json(path, what="JSON file"):
-    """The parsed JSON document in a UTF-8 file."""
+def read_json(path, what="JSON file", object_hook=None):
+    """The parsed JSON document in a UTF-8 file. object_hook: json.loads's, called on every object
+    as it is parsed (e.g. to drop fields a reader does not need before the next object is built)."""
     path = Path(path)
     text = read_text(path, what)
     try:
-        return json.loads(text)
+        return json.loads(text, object_hook=object_hook)
     except json.JSONDecodeError as err:
         raise MinicapError(f"{path}: malformed JSON at line {err.lineno}, column {err.colno}: "
                            f"{err.msg}") from None
