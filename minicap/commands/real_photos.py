@@ -137,7 +137,7 @@ def _saved_data(out):
 def run_train(args, captioner_module):
     """`minicap train captioner --data karpathy ...` (captioner.run_train sends it here)."""
     from minicap.data import Vocabulary
-    from minicap.data.karpathy import encode_training_captions
+    from minicap.data.karpathy import encode_training_captions, training_tokens
     from minicap.models import captioner
     from minicap.models.captioner import make_train_step
     from minicap.optim import make_optimizer
@@ -180,8 +180,10 @@ def run_train(args, captioner_module):
 
     train_rows = index.split_rows("train", s["train_size"])
     val_rows = index.split_rows("val", s["val_size"])
-    vocab = Vocabulary.build([c for r in train_rows for c in index.references[r]], s["min_count"])
-    caps = encode_training_captions(index, train_rows, vocab, s["max_length"])
+    tokens = training_tokens(index, train_rows)
+    vocab = Vocabulary.build(tokens, s["min_count"])
+    caps = encode_training_captions(index, train_rows, vocab, s["max_length"], tokens)
+    del tokens
     print(f"data: {index.path}: {len(train_rows):,} training images ({len(caps.captions):,} captions, "
           f"{caps.n_truncated:,} cut to {s['max_length']} words), validation on {len(val_rows):,} val images; "
           f"vocabulary {len(vocab):,} words seen >= {s['min_count']} times ({caps.unk_rate:.2%} of the training "

@@ -206,15 +206,23 @@ class TrainCaptions:
         return self.first[images] + (rng.random(len(images)) * self.count[images]).astype(np.int64)
 
 
-def encode_training_captions(index, rows, vocab, max_length):
+def training_tokens(index, rows):
+    """The token lists of every reference caption of the images `rows`, image by image (tokenized once:
+    the vocabulary and the encoding both take them; COCO has 600,000 captions)."""
+    from minicap.text import tokenize
+    return [tokenize(c) for r in rows for c in index.references[r]]
+
+
+def encode_training_captions(index, rows, vocab, max_length, tokens=None):
     """TrainCaptions for the training images `rows` of `index`, with vocabulary vocab.
+    tokens: training_tokens(index, rows), if already computed.
 
     A caption whose every word is unknown to the vocabulary (each rarer than --min-count) would teach
     the model to say <UNK>: it is an error naming the JSON file, the image and the caption."""
     captions = [c for r in rows for c in index.references[r]]
     count = np.array([len(index.references[r]) for r in rows], dtype=np.int64)
     first = np.concatenate([[0], np.cumsum(count)[:-1]]).astype(np.int64)
-    enc = encode_captions(captions, vocab, max_length)
+    enc = encode_captions(tokens if tokens is not None else captions, vocab, max_length)
     position = np.arange(enc.captions.shape[1])
     is_word = (position >= 1) & (position <= enc.lengths[:, None])       # not <START>, <END>, <NULL>
     only_unknown = np.all(~is_word | (enc.captions == UNK), axis=1)
