@@ -90,7 +90,8 @@ def configure(parser):
     group.add_argument("--clip", type=positive_float, default=None,
                        help=f"clip the global gradient norm to this (default {DEFAULTS['clip']})")
     group.add_argument("--train-size", type=positive_int, default=None,
-                       help=f"training images generated (default {DEFAULTS['train_size']})")
+                       help=f"training images generated (default {DEFAULTS['train_size']}); with --data "
+                            f"karpathy: train on the first N training images (default all)")
     group.add_argument("--val-size", type=positive_int, default=None,
                        help=f"validation images decoded at each evaluation (default {DEFAULTS['val_size']})")
     group.add_argument("--eval-every", type=positive_int, default=None, help=f"default {DEFAULTS['eval_every']}")
