@@ -254,3 +254,36 @@ def test_a_row_of_nan_features_is_named_when_it_is_read(tmp_path, capsys):
     assert train_karpathy(data, tmp_path / "run", "--steps", "50", "--min-count", "1", "--batch", "8") == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert "features.npy: row 5 holds NaN" in err
+
+
+@pytest.mark.parametrize("point", ["step", "validation"])
+def test_a_signal_during_a_step_or_validation_resumes_exactly(tmp_path, monkeypatch, point):
+    """Ctrl-C while a minibatch (and its captions, drawn from the run's rng) is in use, or while the val
+    captions are scored: the resumed run ends bit-identical to the straight one."""
+    import os
+    import signal
+
+    import minicap.commands.real_photos as real_photos
+    import minicap.models.captioner as captioner
+    data = write_dataset(tmp_path / "d")
+    args = ["--steps", "9", "--min-count", "1", "--patience", "5"]
+    assert train_karpathy(data, tmp_path / "straight", *args) == 0
+    module, name, call = (captioner, "loss", 4) if point == "step" else (real_photos, "score", 2)
+    real, calls = getattr(module, name), {"n": 0}
+
+    def wrapper(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == call:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*a, **k)
+
+    monkeypatch.setattr(module, name, wrapper)
+    assert train_karpathy(data, tmp_path / "split", *args) == 130
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "split" / "last.npz").step < 9
+    assert train_karpathy(data, tmp_path / "split", *args, "--resume") == 0
+    for which in ("last.npz", "best.npz"):
+        a, b = load_checkpoint(tmp_path / "straight" / which), load_checkpoint(tmp_path / "split" / which)
+        assert a.step == b.step and a.rng.bit_generator.state == b.rng.bit_generator.state
+        for key in a.params:
+            np.testing.assert_array_equal(a.params[key], b.params[key])
