@@ -228,6 +228,17 @@ def test_hard_attention_and_the_baseline_train_on_real_photo_data(tmp_path, atte
     assert train_karpathy(data, tmp_path / "run", "--attention", attention, "--steps", "3", "--min-count", "1") == 0
     assert main(["evaluate", str(tmp_path / "run"), "--split", "val", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["attention"] == attention
+    if attention == "hard":   # the photo figure outlines the glimpsed grid cell; photos of any size and mode
+        from PIL import Image
+        photos = tmp_path / "photos"
+        photos.mkdir()
+        for i in range(12):
+            Image.fromarray(np.random.default_rng(i).integers(0, 255, (30 + i, 40, 3), dtype=np.uint8)).save(
+                photos / f"im{i}.jpg")
+        png = tmp_path / "hard.png"
+        assert main(["caption", str(tmp_path / "run"), "test:0", "im3.jpg", "--image-folder", str(photos),
+                     "--attention-png", str(png)]) == 0
+        assert png.stat().st_size > 0
     # the native path refuses to resume it (it would look for captioned MNIST)
     assert main(["train", "captioner", "--out", str(tmp_path / "run"), "--resume", "--steps", "4"]) == 2
     assert "--data karpathy" in capsys.readouterr().err
