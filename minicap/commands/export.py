@@ -109,7 +109,9 @@ def export_mnist_captions(out, args):
             if not args.no_images:
                 Image.fromarray(np.round(data.images[i] * 255).astype(np.uint8), mode="L").save(folder / name)
         features.append(feats)
-    np.save(out / "features.npy", np.concatenate(features).astype(np.float32))
+    with open(out / "features.npy.tmp", "wb") as f:   # renamed when whole: an interrupted export leaves no features.npy
+        np.save(f, np.concatenate(features).astype(np.float32))
+    (out / "features.npy.tmp").replace(out / "features.npy")
     _write_json(out / "dataset.json", images)
     return len(images)
 
