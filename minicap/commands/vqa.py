@@ -10,7 +10,8 @@ Training generates the scenes, encodes them once with the frozen encoder (the ca
 cached under --cache) and trains on minibatches of (annotation vectors, question, answer). Every
 --eval-every steps it scores validation accuracy; best.npz keeps the best. A checkpoint (kind "vqa")
 holds everything `ask` and `evaluate` need: the model config, the question vocabulary and answers
-(which the data module fixes; kept to check them) and the frozen encoder's weights (extra/encoder/*).
+(for mnist-vqa the data module fixes them, and they are checked; for --data FILE.json they come from
+the file's training questions) and the frozen encoder's weights (extra/encoder/*).
 
 Attention localisation (memnet, san): of the query-digit and relate questions, the share whose last
 hop puts at least half its weight on the cell that holds the answer (or the asked place). A region's
