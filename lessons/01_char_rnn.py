@@ -29,7 +29,8 @@ from minicap.optim import Adagrad, clip_by_value
 FAST = os.environ.get("MINICAP_FAST") == "1"
 FIGURES = os.environ.get("MINICAP_LESSON_FIGURES", str(minicap.DATA_DIR.parent / "lessons" / "figures"))
 os.makedirs(FIGURES, exist_ok=True)
-rng = np.random.default_rng(0)
+SEED = int(os.environ.get("MINICAP_LESSON_SEED", "0"))  # the text's ranges: seeds 0, 1, 2
+rng = np.random.default_rng(SEED)
 
 # %% [markdown]
 # ## 1. The data: characters as integers
@@ -181,6 +182,17 @@ def grad_norm_at_h0(Wh, T, rng, D=10):
 
 
 Ts = np.arange(1, 41)
+grad_norms = {}
+for rho in (0.5, 0.9, 1.5, 3.0):
+    r = np.random.default_rng(0)
+    W = r.standard_normal((H, H))
+    W *= rho / np.max(np.abs(np.linalg.eigvals(W)))
+    grad_norms[rho] = np.array([grad_norm_at_h0(W, T, np.random.default_rng(T)) for T in Ts])
+    print(f"rho = {rho}: ||dL/dh_0|| at T = 20 is {grad_norms[rho][19] / grad_norms[rho][0]:.0e} times that at T = 1; "
+          f"at T = 40, {grad_norms[rho][39] / grad_norms[rho][0]:.0e} times")
+trained_rho = float(np.max(np.abs(np.linalg.eigvals(params["Wh"]))))
+print(f"the trained W_h has spectral radius {trained_rho:.2f}")
+
 plt.figure(figsize=(9, 3.5))
 plt.subplot(1, 2, 1)
 smooth = np.convolve(losses, np.ones(20) / 20, mode="valid")  # a 20-step running mean
@@ -191,11 +203,8 @@ plt.xlabel("step")
 plt.ylabel("loss per character")
 plt.title("training the character RNN")
 plt.subplot(1, 2, 2)
-for rho in (0.5, 0.9, 1.5, 3.0):
-    r = np.random.default_rng(0)
-    W = r.standard_normal((H, H))
-    W *= rho / np.max(np.abs(np.linalg.eigvals(W)))
-    plt.semilogy(Ts, [grad_norm_at_h0(W, T, np.random.default_rng(T)) for T in Ts], label=f"rho = {rho}")
+for rho, values in grad_norms.items():
+    plt.semilogy(Ts, values, label=f"rho = {rho}")
 plt.xlabel("T (steps between loss and h_0)")
 plt.ylabel("||dL/dh_0||")
 plt.title("vanilla RNN: gradient norm through time")
@@ -205,9 +214,15 @@ plt.savefig(os.path.join(FIGURES, "01_char_rnn.png"), dpi=100)
 print("figure:", os.path.join(FIGURES, "01_char_rnn.png"))
 
 # %% [markdown]
-# **What you should see.** The loss falls well below uniform guessing and samples start to look like
-# words and stage directions. On the right, $\|\partial L/\partial h_0\|$ shrinks geometrically with $T$
-# for $\rho < 1$ (with $\rho = 0.5$ the signal from 20 characters back is a factor $10^{-8}$ smaller),
-# and grows geometrically for large $\rho$: an exploding gradient, which is why min-char-rnn clips
-# gradients to $[-5, 5]$. Only near $\rho \approx 1$ does it survive, and training does not keep
-# $W_h$ there. Lesson 2 replaces the RNN step with the LSTM, whose additive cell update fixes this.
+# **What you should see.** The loss falls well below uniform guessing: from 4.30 nats per character
+# to 1.85-2.00 after 4,000 steps (the mean of the last 20 steps, over seeds 0, 1, 2), and the
+# samples start to look like words and stage directions. On the right, $\|\partial L/\partial h_0\|$
+# shrinks geometrically with $T$ for $\rho < 1$ (with $\rho = 0.5$ the signal from 20 characters back
+# is about $10^{-7}$ of the signal from one character back; with $\rho = 0.9$ it still loses a factor
+# of $2 \times 10^5$ over 40 steps), and grows geometrically for large $\rho$ ($\rho = 3$: $6 \times 10^4$
+# times over 40 steps): an exploding gradient, which is why min-char-rnn clips gradients to
+# $[-5, 5]$. Only in a narrow band does it survive: at $\rho = 1.5$, where the saturating tanh holds
+# the growth back, it stays about the same size over 40 steps. Nothing in training keeps $W_h$ in that
+# band: after 4,000 steps its spectral radius was 4.4, 9.2 and 6.5 (seeds 0, 1, 2). (These curves use
+# fixed random matrices, so they are the same in every run.) Lesson 2 replaces the RNN step with the
+# LSTM, whose additive cell update fixes this.

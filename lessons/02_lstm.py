@@ -29,6 +29,7 @@ from minicap.optim import Adam, clip_by_global_norm
 FAST = os.environ.get("MINICAP_FAST") == "1"
 FIGURES = os.environ.get("MINICAP_LESSON_FIGURES", str(minicap.DATA_DIR.parent / "lessons" / "figures"))
 os.makedirs(FIGURES, exist_ok=True)
+SEED = int(os.environ.get("MINICAP_LESSON_SEED", "0"))  # the text's ranges: seeds 0, 1, 2
 
 # %% [markdown]
 # ## 1. The step
@@ -147,7 +148,7 @@ def loss_and_grads(kind, p, inputs, targets):
 
 curves = {}
 for kind in ("rnn", "lstm"):
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(SEED)
     p, opt, curve, t0 = init(kind, rng), Adam(lr=3e-3), [], time.time()
     for step in range(steps):
         starts = rng.integers(0, len(data) - SEQ - 1, size=BATCH)
@@ -180,5 +181,7 @@ print("figure:", os.path.join(FIGURES, "02_lstm.png"))
 # faster. With a forget bias of 1 it lasts much longer, and with 3 it barely decays over 60 steps:
 # the additive path $c_{t-1} \to c_t$ scaled by $f$ carries it. Trained on the same text with the same
 # budget, the two curves are close: with chunks of 32 characters few dependencies reach far enough
-# back to tell them apart (in our full run the LSTM ended at 1.80 nats per character, the RNN at 1.84).
-# The LSTM's advantage grows with the distance the model must remember — try SEQ = 100.
+# back to tell them apart. Over seeds 0, 1, 2 the RNN ended at 1.83-1.84 nats per character and the
+# LSTM at 1.80-1.87, ahead in one run and behind in two: at this budget neither is reliably better
+# (the LSTM, with four times the weights per unit, also starts more slowly). The LSTM's advantage
+# grows with the distance the model must remember — try SEQ = 100.

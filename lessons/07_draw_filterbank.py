@@ -283,7 +283,7 @@ for col, (label, run) in enumerate(runs.items()):
     Fx, Fy, gamma, _ = filters(run["p"])
     kept, _ = fb.write_forward(fb.read_forward(run["target"], Fx, Fy, gamma)[0], Fx, Fy, gamma)
     axes[2, 2 * col + 1].imshow(kept[0], cmap="gray")
-    axes[2, 2 * col + 1].set_title(f"{label}: write(read(x)) at the learned window", fontsize=9)
+    axes[2, 2 * col + 1].set_title(f"{label}: write(read(x))\nat the learned window", fontsize=9)
 for ax in axes.ravel():
     if ax is not axes[1, 0] and ax is not axes[1, 3]:
         ax.set_xticks([])
@@ -304,6 +304,7 @@ print("figure:", os.path.join(FIGURES, "07_draw_filterbank.png"))
 # Gradient descent on the five numbers, from the centre of the image, walks the window onto a digit,
 # shrinks the stride until the grid covers it, and narrows $\sigma$ below the stride (sharp samples
 # beat blur here): the loss falls by more than half on the one-digit image. With two digits a
-# $12 \times 12$ patch cannot hold both sharply, so the window commits to one, and in our run it
-# settles on the upper part of the seven: a local minimum, because the loss is not convex in where
-# the window looks. DRAW learns these five numbers from its decoder state at every step (Lesson 8).
+# $12 \times 12$ patch cannot hold both sharply, so the window commits to one, here the upper part of
+# the seven (nothing here is random: every run ends there): a local minimum, because the loss is not
+# convex in where the window looks. DRAW learns these five numbers from its decoder state at every
+# step (Lesson 8).
