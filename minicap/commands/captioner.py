@@ -256,7 +256,7 @@ def run_train(args):
     train(run, make_train_step(config, train_feats, train_caps, s["batch"], *schedule), s["steps"], args.out,
           clip=("global", s["clip"]), log_every=s["log_every"], evaluate=evaluate, eval_every=s["eval_every"],
           metric=s["metric"], patience=s["patience"], on_log=on_log, extra=extra)
-    print(f"best validation {s['metric']} {run.best_score or math.nan:.4f}; {time.time() - start:.0f} s. "
+    print(f"best validation {s['metric']} {math.nan if run.best_score is None else run.best_score:.4f}; {time.time() - start:.0f} s. "
           f"Score it: minicap evaluate {args.out / 'best.npz'} --split test", file=sys.stderr)
     return 0
 
