@@ -9,7 +9,7 @@ Five models, one interface (a params dict, forward, backward, loss), from the sa
                    m_i = a_i W_A + P_A[i],  c_i = a_i W_C + P_C[i]       input / output memories
                    p = softmax_i(u_k . m_i),  o = sum_i p_i c_i,  u_{k+1} = u_k + o,  u_0 = q,  x = u_K
     san        a stacked attention network (Yang et al. 2016), K layers:
-                   v_i = tanh(a_i W_v + b_v + P_v[i])                    the regions
+                   v_i = tanh(a_i W_v + b_v) + P_v[i]                    the regions
                    h = tanh(W_I v_i (+) (W_Q u_{k-1} + b_A)),  p = softmax(w_P . h),
                    u_k = sum_i p_i v_i + u_{k-1},  u_0 = q,  x = u_K     (one layer per k, own weights)
 
@@ -21,7 +21,10 @@ masked, so a short question ends with its own last word). The image is the froze
 annotation vectors a_i (N, L, D) (minicap.models.encoder, the captioner's features), times
 feature_scale. A region's vector says WHAT is there, not WHERE: the position embeddings P (L, H), one
 learned vector per grid location (the "temporal encoding" of memory networks), let a question about
-"the top left" find its regions. The naive and image models average the regions, so they keep no
+"the top left" find its regions. The SAN adds P_v outside the tanh, so what a layer reads,
+sum_i p_i v_i, carries sum_i p_i P_v[i], where it looked, unsquashed into the next layer's query: with
+P_v inside the tanh, SAN-2 answered 81.2% of the test relate questions ("what digit is left of the
+seven ?": find the seven, then look beside it); outside, 84.1% (one seed each, 6,000 steps). The naive and image models average the regions, so they keep no
 position at all: that is the point of the comparison.
 
 The memory network's read is the dot-product attention of minicap.nn.question_attention; the stacked
@@ -177,7 +180,9 @@ def forward(params, features, tokens, config):
         cache["a"], cache["hops"] = a, hops
         x = u
     else:   # san
-        v = np.tanh(a @ params["W_v"] + params["b_v"] + params["P_v"])           # (N, L, H)
+        content = np.tanh(a @ params["W_v"] + params["b_v"])                     # (N, L, H): what is there
+        v = content + params["P_v"]                                               # ... and where
+        cache["content"] = content
         u, layers = q, []
         for k in range(config.hops):
             (u, p), layer_cache = stacked_attention_forward(v, u, params[f"W_I{k}"], params[f"b_A{k}"],
@@ -238,11 +243,11 @@ def backward(dlogits, cache, params, config):
             dv_k, du, grads[f"W_I{k}"], grads[f"b_A{k}"], grads[f"W_Q{k}"], grads[f"w_P{k}"] = \
                 stacked_attention_backward(du, dp, layer_cache)
             dv += dv_k                              # the regions are shared by every layer: gradients add up
-        dv_pre = dv * (1 - v ** 2)
+        grads["P_v"] = dv.sum(axis=0)
+        dv_pre = dv * (1 - cache["content"] ** 2)
         D, H = params["W_v"].shape
         grads["W_v"] = a.reshape(-1, D).T @ dv_pre.reshape(-1, H)
         grads["b_v"] = dv_pre.sum(axis=(0, 1))
-        grads["P_v"] = dv_pre.sum(axis=0)
         dq = du
     if dq is not None:
         question_backward(dq, cache["question"], grads)
