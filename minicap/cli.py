@@ -105,6 +105,11 @@ def main(argv=None):
     except MinicapError as err:
         print(f"minicap: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader went away (`minicap score f.json | head`): stop quietly, as Unix tools do, and point
+        # stdout at /dev/null so Python's own flush at exit does not raise the same error again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         runs = sys.modules.get("minicap.commands.runs")
         training = runs is not None and runs.held_folders()

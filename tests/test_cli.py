@@ -23,3 +23,15 @@ def test_the_command_does_not_import_numpy_before_setting_threads():
     code = "import sys, minicap.cli; print('numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_closed_pipe_stops_quietly():
+    """`minicap gradcheck | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-u", "-m", "minicap", "gradcheck"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()                      # the reader goes away
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err, err   # -u: each line written at once

@@ -322,6 +322,9 @@ def run_evaluate(args):
     """`minicap evaluate` on a VQA checkpoint (called by minicap/commands/captioner.py's run_evaluate)."""
     from minicap.data.vqa_scenes import DEFAULT_SIZES
     from minicap.models import vqa
+    if args.beam != 1 or args.captions_out is not None:
+        raise MinicapError(f"{args.checkpoint} is a VQA model: it picks one answer, so --beam and --captions-out "
+                           f"(captioner options) do not apply; drop them")
     params, config, encoder, ck_config = load_vqa(args.checkpoint)
     if ck_config["data"]["name"] == "file":
         if args.split == "novel":
