@@ -23,8 +23,9 @@ def tiny_model(attention, seed=0):
     return config, params, {"x": x}
 
 
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
 @pytest.mark.parametrize("attention", [True, False])
-def test_whole_loss_gradient_in_float64(attention):
+def test_whole_loss_gradient_in_float64(attention, backend_name):
     """Every parameter of the whole DRAW loss, eps held fixed (check_model re-seeds the rng per call).
 
     h = 1e-4: the loss is ~30 nats through T steps of exps and LSTMs, and its round-off error over
@@ -32,7 +33,8 @@ def test_whole_loss_gradient_in_float64(attention):
     (the centred difference's own O(h^2) error is still far below the tolerance).
     """
     config, params, batch = tiny_model(attention)
-    errors = check_model(functools.partial(draw.loss, config=config), params, batch, seed=5, h=1e-4)
+    with backend.using(backend_name):
+        errors = check_model(functools.partial(draw.loss, config=config), params, batch, seed=5, h=1e-4)
     assert set(errors) == set(params)
     for name, err in errors.items():
         assert err < 1e-6, f"{name}: relative error {err:.2e}"
@@ -47,6 +49,22 @@ def test_backends_give_the_same_loss_and_gradients():
     assert results["numpy"][0] == pytest.approx(results["numba"][0], rel=1e-12)
     for k in params:
         assert rel_error(results["numpy"][1][k], results["numba"][1][k]) < 1e-10, k
+
+
+@pytest.mark.parametrize("backend_name", ["numpy", "numba"])
+@pytest.mark.parametrize("attention", [True, False])
+def test_lstm_weight_gradients_after_the_loop_equal_the_per_step_sum(backend_name, attention):
+    """backward forms the LSTMs' dWx, dWh, db as one product over all T steps after the loop; the
+    per-step form (lstm_step_backward at each step, summed) gives the same gradients to round-off."""
+    config, params, batch = tiny_model(attention, seed=2)
+    eps = np.random.default_rng(4).standard_normal((config["T"], 4, config["z_size"]))
+    with backend.using(backend_name):
+        _, cache = draw.forward(params, batch["x"], eps, config)
+        one_product = draw.backward(cache)
+        per_step = draw.backward(cache, per_step_weight_grads=True)
+    assert set(one_product) == set(per_step) == set(params)
+    for k in params:
+        assert rel_error(one_product[k], per_step[k]) < 1e-12, k
 
 
 def test_latent_layer_kl_and_gradients():

@@ -241,10 +241,20 @@ def forward(params, x, eps, config):
     return (float(per_image.mean()), parts), (steps, nll_cache, config, read_size(config))
 
 
-def backward(cache):
-    """Gradients of forward's loss with respect to every parameter (a dict like params)."""
+def backward(cache, per_step_weight_grads=False):
+    """Gradients of forward's loss with respect to every parameter (a dict like params).
+
+    The encoder's and decoder's LSTM weight gradients are sums over the T steps, dWx = sum_t x_t^T da_t
+    (and dWh, db alike). The loop computes only each step's gate gradient da_t (lstm_step_gate_grads)
+    and the products the recurrence needs now (da_t Wx^T, da_t Wh^T); dWx, dWh, db are then formed as
+    ONE product over all T Bt rows after the loop (nn.lstm_weight_grads, as the captioner does): the
+    same sums, several times faster than T thin products accumulated into the weight-sized arrays.
+    per_step_weight_grads=True forms them step by step with lstm_step_backward instead (the textbook
+    form, kept to test the two against each other).
+    """
     steps, nll_cache, config, R = cache
     _, lstm_step_backward = _lstm_step()
+    gate_grads = backend.get("lstm_step_gate_grads")
     Bt = nll_cache[1].shape[0]
     dnll = np.full(Bt, 1.0 / Bt, dtype=nll_cache[0].dtype)   # loss = mean over the batch
     dcanvas = bernoulli_nll_backward(dnll, nll_cache)
@@ -256,20 +266,30 @@ def backward(cache):
         else:
             grads[name] = value.copy()
 
+    def lstm_backward(dnext_h, dnext_c, lstm_cache, das):
+        """One LSTM step back: dx, dprev_h, dprev_c; keeps da_t in das for the products after the loop."""
+        if per_step_weight_grads:
+            dx, dprev_h, dprev_c, dWx, dWh, db = lstm_step_backward(dnext_h, dnext_c, lstm_cache)
+            das.append((dWx, dWh, db))
+            return dx, dprev_h, dprev_c
+        da, dprev_c = gate_grads(dnext_h, dnext_c, lstm_cache)
+        das.append(da)
+        Wx, Wh = lstm_cache[3], lstm_cache[4]
+        return da @ Wx.T, da @ Wh.T, dprev_c
+
     dtype = dcanvas.dtype
     dh_dec = dc_dec = np.zeros((Bt, config["dec_size"]), dtype)   # gradients flowing in from step t + 1
     dh_enc = dc_enc = np.zeros((Bt, config["enc_size"]), dtype)
+    enc_das, dec_das = [], []   # each step's da_t (or, per step, its (dWx, dWh, db)), last step first
     for sig, read_cache, enc_cache, latent_cache, dec_cache, write_cache in reversed(steps):
         # c_t = c_{t-1} + write(h_dec_t): the canvas gradient passes through unchanged
         dh_write, dparams = write_step_backward(dcanvas, write_cache, config)
         for k, v in dparams.items():
             add(k, v)
-        dz, dh_dec, dc_dec, dWx, dWh, db = lstm_step_backward(dh_dec + dh_write, dc_dec, dec_cache)
-        add("dec_Wx", dWx), add("dec_Wh", dWh), add("dec_b", db)
+        dz, dh_dec, dc_dec = lstm_backward(dh_dec + dh_write, dc_dec, dec_cache, dec_das)
         dh_latent, dmu_W, dmu_b, dls_W, dls_b = sample_latent_backward(dz, dnll, latent_cache)
         add("mu_W", dmu_W), add("mu_b", dmu_b), add("ls_W", dls_W), add("ls_b", dls_b)
-        dinput, dh_enc, dc_enc, dWx, dWh, db = lstm_step_backward(dh_enc + dh_latent, dc_enc, enc_cache)
-        add("enc_Wx", dWx), add("enc_Wh", dWh), add("enc_b", db)
+        dinput, dh_enc, dc_enc = lstm_backward(dh_enc + dh_latent, dc_enc, enc_cache, enc_das)
         dh_dec = dh_dec + dinput[:, R:]          # h_dec_{t-1} fed the encoder ...
         dx_hat, dh_read, dparams = read_step_backward(np.ascontiguousarray(dinput[:, :R]), read_cache, config)
         for k, v in dparams.items():
@@ -278,6 +298,14 @@ def backward(cache):
             dh_dec = dh_dec + dh_read
         # x_hat_t = x - sigmoid(c_{t-1}): the error image carries gradient back into the earlier canvas
         dcanvas = dcanvas - dx_hat * sig * (1 - sig)
+    # the LSTMs' weight gradients: sum_t x_t^T da_t as one product over all steps (das run backwards)
+    for prefix, das, index in (("enc_", enc_das, 2), ("dec_", dec_das, 4)):
+        if per_step_weight_grads:
+            for name, k in (("Wx", 0), ("Wh", 1), ("b", 2)):
+                grads[prefix + name] = sum(d[k] for d in das)   # summed last step first, as before
+        else:
+            grads[prefix + "Wx"], grads[prefix + "Wh"], grads[prefix + "b"] = nn.lstm_weight_grads(
+                [step[index] for step in reversed(steps)], das)
     grads["canvas0"] = dcanvas.sum(axis=0)
     return grads
 
@@ -402,3 +430,25 @@ def bench_step(dtype, quick=False):
         backward(cache)
         return value
     return step
+
+
+def bench_flops(dtype, quick=False):
+    """The floating-point operations of one bench_step iteration, counting the matrix products only
+    (2 m n k each; see minicap/bench.py). Per image and glimpse, with image 28 x 28, N_r = 2, N_w = 5:
+
+        read window h W (2 H 5); glimpses Fy x Fx^T of x and x_hat (2 (2 N 28 28 + 2 N 28 N) each)
+        encoder LSTM [r, h_dec] Wx + h Wh (2 (2 N_r^2 + H + H) 4H); mu and log sigma (2 x 2 H Z)
+        decoder LSTM z Wx + h Wh (2 (Z + H) 4H)
+        write window (2 H 5), patch h W (2 H N_w^2), Fy^T w Fx (2 28 N N + 2 28 N 28)
+
+    each x 3 (forward, and the gradients of both factors), except Fy x of the image x, which needs no
+    gradient: x 2."""
+    B, T, H, Z = (4, 2, 8, 3) if quick else (64, 16, 256, 100)
+    side, Nr, Nw = 28, 2, 5
+    read_x = 2 * Nr * side * side                             # Fy x: x is data, no gradient
+    glimpse = 2 * Nr * side * side + 2 * Nr * side * Nr      # Fy x_hat Fx^T (and Fy x Fx^T)
+    read = 2 * H * 5 + 2 * glimpse
+    lstms = 2 * (2 * Nr * Nr + 2 * H) * 4 * H + 2 * 2 * H * Z + 2 * (Z + H) * 4 * H
+    write = 2 * H * 5 + 2 * H * Nw * Nw + 2 * side * Nw * Nw + 2 * side * Nw * side
+    return T * B * (3 * (read + lstms + write) - read_x)
+
