@@ -19,12 +19,27 @@ so that load from other programs on a shared machine hits them alike.
                 the kernels allocate their arrays with NumPy too). The workload's inputs and
                 parameters, allocated before, are not counted.
 
-Workloads are listed in WORKLOADS, name -> ("module:function", description). A workload function
-takes (dtype, quick) and returns step(): one iteration, returning the loss. It gets its hot functions
+The GEMM ceiling. The `gemm` workload is one NumPy matrix product C = A B of two 1024 x 1024 matrices
+(2 * 1024^3 floating-point operations), timed like the others: the speed this machine's BLAS reaches
+on a large product, with the thread count of the run. `minicap bench` always times it first (for the
+chosen dtypes and backends; its code is the same under both), so every run carries its own ceiling:
+
+    gflops         the workload's floating-point operations (FLOPS below) / median_s / 1e9
+    ceiling_share  gflops / the gemm rows' best gflops of the same dtype in the same run
+
+Workloads are listed in WORKLOADS, name -> ("module:function", description), and their operation
+counts in FLOPS, name -> "module:function" of a flops(dtype, quick) -> int. The counts are analytic and
+cover the matrix products only (matrix-matrix and matrix-vector, 2 m n k each), which dominate every
+workload; elementwise work (gate nonlinearities, softmax, exp of the filters, pooling, im2col) is not
+counted, so a share of the ceiling is a lower bound on how well the products run. A product's
+backward pass is counted as two products of its size (the gradient of each factor), so most products
+count three times; one whose factor needs no gradient (frozen features, the images) counts twice.
+
+A workload function takes (dtype, quick) and returns step(): one iteration, returning the loss. It gets its hot functions
 from `minicap.backend` (or calls layers that do), so the same function times either backend. Sizes
 are fixed (the same as the PyTorch peer in /work/shared/bench/torch_peer.py); quick=True shrinks them
 to seconds-long smoke tests (the hidden --quick flag, used by the tests). To add a workload, write its
-function and add one line to WORKLOADS.
+function and its flops function and add one line to WORKLOADS and one to FLOPS.
 """
 import gc
 import importlib
@@ -38,6 +53,7 @@ from minicap import backend, nn
 from minicap.errors import MinicapError
 
 WORKLOADS = {
+    "gemm": ("minicap.bench:gemm", "the machine's GEMM ceiling: NumPy's C = A B, A and B 1024 x 1024 (quick: 64)"),
     "lstm_seq": ("minicap.bench:lstm_seq",
                  "LSTM over T=16 steps, B=32, D=256, H=512; loss sum_t <h_t, R_t>; forward + backward"),
     "soft_attention_step": ("minicap.bench:soft_attention_step",
@@ -49,9 +65,38 @@ WORKLOADS = {
                      "image encoder CNN (4 conv layers, 3 max-pools) on B=64 60x60 canvases; forward + backward"),
 }
 DTYPES = ("float32", "float64")
+CEILING = "gemm"   # the workload whose rate is the ceiling that ceiling_share divides by
+
+# name -> "module:function" of flops(dtype, quick): the floating-point operations of one iteration
+FLOPS = {
+    "gemm": "minicap.bench:gemm_flops",
+    "lstm_seq": "minicap.bench:lstm_seq_flops",
+    "soft_attention_step": "minicap.bench:soft_attention_step_flops",
+    "draw_step": "minicap.models.draw:bench_flops",
+    "conv_encoder": "minicap.bench:conv_encoder_flops",
+}
 
 
 # --- workloads -----------------------------------------------------------------------------------------
+def gemm(dtype, quick=False):
+    """The GEMM ceiling: one NumPy product C = A B of two n x n matrices (n = 1024; quick: 64), the
+    same call under either backend. Returns step() -> C[0, 0]."""
+    n = 64 if quick else 1024
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
+
+    def step():
+        return float((A @ B)[0, 0])
+
+    return step
+
+
+def gemm_flops(dtype, quick=False):
+    """2 n^3: n^2 outputs, each n multiplications and n additions."""
+    n = 64 if quick else 1024
+    return 2 * n ** 3
+
+
 def lstm_seq(dtype, quick=False):
     """An LSTM over a sequence and its gradients (as torch_peer.py's lstm_seq: nn.LSTMCell in a loop).
 
@@ -74,6 +119,12 @@ def lstm_seq(dtype, quick=False):
         return float(np.sum(h * R))
 
     return step
+
+
+def lstm_seq_flops(dtype, quick=False):
+    """Per step: x Wx and h Wh forward (2 B 4H (D + H)); backward dx, dh and dWx, dWh (twice that)."""
+    T, B, D, H = (3, 2, 4, 5) if quick else (16, 32, 256, 512)
+    return 3 * T * 2 * B * 4 * H * (D + H)
 
 
 def soft_attention_step(dtype, quick=False):
@@ -156,6 +207,38 @@ def soft_attention_step(dtype, quick=False):
     return step
 
 
+def soft_attention_step_flops(dtype, quick=False):
+    """The products of soft_attention_step (the features a are frozen: their products count twice):
+
+        once per image:  h0, c0 = f(mean a) (2 x 2 B D H), a_proj = a Wa (2 B L D A)       x 2
+        each step:       h Wh_att (2 B H A), scores hidden w_att (2 B L A), beta (2 B H),
+                         the LSTM [E y; z] Wx + h Wh (2 B (E + D + H) 4H)                     x 3
+                         context z = sum_i alpha_i a_i (2 B L D)                             x 2
+        deep output:     Lh h, Lz z (2 B T (H + D) E), Lo (2 B T E V)                        x 3
+    """
+    L, D, B, T, E, H, A, V = (5, 6, 2, 3, 4, 5, 3, 11) if quick else (196, 512, 32, 16, 256, 512, 256, 1000)
+    per_image = 2 * (2 * 2 * B * D * H + 2 * B * L * D * A)
+    per_step = 3 * (2 * B * H * A + 2 * B * L * A + 2 * B * H + 2 * B * (E + D + H) * 4 * H) + 2 * (2 * B * L * D)
+    output = 3 * (2 * B * T * (H + D) * E + 2 * B * T * E * V)
+    return per_image + T * per_step + output
+
+
+def conv_encoder_flops(dtype, quick=False):
+    """The products of the conv_encoder workload (minicap.models.encoder.bench_conv_encoder): each conv
+    layer is one product of its im2col matrix, 2 N Ho Wo (k k C_in) C_out, and its backward pass forms
+    dW and dx (the first layer's too): x 3; the classifier head 2 N C 10, x 3. Max-pooling: no products."""
+    from minicap.models.encoder import DEFAULT_CHANNELS, LAYERS, N_CLASSES
+    N, size = (2, 20) if quick else (64, 60)
+    flops, c_in, channels = 0, 1, iter(DEFAULT_CHANNELS)
+    for _, kind, k, stride, pad in LAYERS:
+        size = (size + 2 * pad - k) // stride + 1
+        if kind == "conv":
+            c_out = next(channels)
+            flops += 3 * 2 * N * size * size * k * k * c_in * c_out
+            c_in = c_out
+    return flops + 3 * 2 * N * c_in * N_CLASSES
+
+
 # --- timing ------------------------------------------------------------------------------------------------
 def load_workload(name):
     """The workload function registered under `name`."""
@@ -163,6 +246,25 @@ def load_workload(name):
         raise MinicapError(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")
     module, function = WORKLOADS[name][0].split(":")
     return getattr(importlib.import_module(module), function)
+
+
+def flops(name, dtype, quick=False):
+    """The floating-point operations of one iteration of workload `name` (FLOPS), or None if not counted."""
+    if name not in FLOPS:
+        return None
+    module, function = FLOPS[name].split(":")
+    return int(getattr(importlib.import_module(module), function)(np.dtype(dtype), quick))
+
+
+def add_rates(result, ceilings, quick=False):
+    """Add gflops (flops / median_s / 1e9) and ceiling_share (gflops / ceilings[dtype], the gemm rate
+    of the same dtype) to a result dict; None where the count or the ceiling is missing."""
+    count = flops(result["workload"], result["dtype"], quick)
+    result["flops"] = count
+    result["gflops"] = count / result["median_s"] / 1e9 if count is not None else None
+    ceiling = ceilings.get(result["dtype"])
+    result["ceiling_share"] = result["gflops"] / ceiling if result["gflops"] is not None and ceiling else None
+    return result
 
 
 def measure(name, backend_name, dtype, repeat=7, quick=False):
