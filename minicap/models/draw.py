@@ -248,9 +248,11 @@ def backward(cache, per_step_weight_grads=False):
     (and dWh, db alike). The loop computes only each step's gate gradient da_t (lstm_step_gate_grads)
     and the products the recurrence needs now (da_t Wx^T, da_t Wh^T); dWx, dWh, db are then formed as
     ONE product over all T Bt rows after the loop (nn.lstm_weight_grads, as the captioner does): the
-    same sums, several times faster than T thin products accumulated into the weight-sized arrays.
-    per_step_weight_grads=True forms them step by step with lstm_step_backward instead (the textbook
-    form, kept to test the two against each other).
+    same sums, faster than T thin products accumulated into the weight-sized arrays (a whole draw_step
+    iteration takes ~0.8 of the time, docs/performance.md), for T Bt rows of da held until the end.
+    per_step_weight_grads=True forms them step by step with lstm_step_backward instead, accumulating
+    in place (the textbook form and the code before this change, kept to test the two against each
+    other and to time them).
     """
     steps, nll_cache, config, R = cache
     _, lstm_step_backward = _lstm_step()
@@ -266,11 +268,11 @@ def backward(cache, per_step_weight_grads=False):
         else:
             grads[name] = value.copy()
 
-    def lstm_backward(dnext_h, dnext_c, lstm_cache, das):
+    def lstm_backward(dnext_h, dnext_c, lstm_cache, das, prefix):
         """One LSTM step back: dx, dprev_h, dprev_c; keeps da_t in das for the products after the loop."""
         if per_step_weight_grads:
             dx, dprev_h, dprev_c, dWx, dWh, db = lstm_step_backward(dnext_h, dnext_c, lstm_cache)
-            das.append((dWx, dWh, db))
+            add(prefix + "Wx", dWx), add(prefix + "Wh", dWh), add(prefix + "b", db)
             return dx, dprev_h, dprev_c
         da, dprev_c = gate_grads(dnext_h, dnext_c, lstm_cache)
         das.append(da)
@@ -280,16 +282,16 @@ def backward(cache, per_step_weight_grads=False):
     dtype = dcanvas.dtype
     dh_dec = dc_dec = np.zeros((Bt, config["dec_size"]), dtype)   # gradients flowing in from step t + 1
     dh_enc = dc_enc = np.zeros((Bt, config["enc_size"]), dtype)
-    enc_das, dec_das = [], []   # each step's da_t (or, per step, its (dWx, dWh, db)), last step first
+    enc_das, dec_das = [], []   # each step's gate gradient da_t, last step first
     for sig, read_cache, enc_cache, latent_cache, dec_cache, write_cache in reversed(steps):
         # c_t = c_{t-1} + write(h_dec_t): the canvas gradient passes through unchanged
         dh_write, dparams = write_step_backward(dcanvas, write_cache, config)
         for k, v in dparams.items():
             add(k, v)
-        dz, dh_dec, dc_dec = lstm_backward(dh_dec + dh_write, dc_dec, dec_cache, dec_das)
+        dz, dh_dec, dc_dec = lstm_backward(dh_dec + dh_write, dc_dec, dec_cache, dec_das, "dec_")
         dh_latent, dmu_W, dmu_b, dls_W, dls_b = sample_latent_backward(dz, dnll, latent_cache)
         add("mu_W", dmu_W), add("mu_b", dmu_b), add("ls_W", dls_W), add("ls_b", dls_b)
-        dinput, dh_enc, dc_enc = lstm_backward(dh_enc + dh_latent, dc_enc, enc_cache, enc_das)
+        dinput, dh_enc, dc_enc = lstm_backward(dh_enc + dh_latent, dc_enc, enc_cache, enc_das, "enc_")
         dh_dec = dh_dec + dinput[:, R:]          # h_dec_{t-1} fed the encoder ...
         dx_hat, dh_read, dparams = read_step_backward(np.ascontiguousarray(dinput[:, :R]), read_cache, config)
         for k, v in dparams.items():
@@ -300,10 +302,7 @@ def backward(cache, per_step_weight_grads=False):
         dcanvas = dcanvas - dx_hat * sig * (1 - sig)
     # the LSTMs' weight gradients: sum_t x_t^T da_t as one product over all steps (das run backwards)
     for prefix, das, index in (("enc_", enc_das, 2), ("dec_", dec_das, 4)):
-        if per_step_weight_grads:
-            for name, k in (("Wx", 0), ("Wh", 1), ("b", 2)):
-                grads[prefix + name] = sum(d[k] for d in das)   # summed last step first, as before
-        else:
+        if not per_step_weight_grads:
             grads[prefix + "Wx"], grads[prefix + "Wh"], grads[prefix + "b"] = nn.lstm_weight_grads(
                 [step[index] for step in reversed(steps)], das)
     grads["canvas0"] = dcanvas.sum(axis=0)
