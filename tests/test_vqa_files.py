@@ -74,3 +74,26 @@ def test_an_unreadable_image_is_named(tmp_path):
     (tmp_path / "b.png").write_bytes(b"not a png")
     with pytest.raises(MinicapError, match="b.png"):
         load_vqa_json(path)
+
+
+def test_random_bytes_and_byte_flips_give_only_clean_errors(tmp_path):
+    """A fuzz test of the reader: a valid file with random bytes flipped, cut short, or replaced by
+    noise either loads or fails with one MinicapError line naming the file, never anything else."""
+    path = write(tmp_path, ENTRIES)
+    good = path.read_bytes()
+    rng = np.random.default_rng(0)
+    for case in range(200):
+        data = bytearray(good)
+        kind = case % 3
+        if kind == 0:
+            for i in rng.integers(0, len(data), size=rng.integers(1, 6)):
+                data[i] = int(rng.integers(0, 256))
+        elif kind == 1:
+            data = data[:int(rng.integers(0, len(data)))]
+        else:
+            data = bytearray(rng.integers(0, 256, size=int(rng.integers(0, 200))).astype(np.uint8).tobytes())
+        path.write_bytes(bytes(data))
+        try:
+            load_vqa_json(path, size=(12, 16))
+        except MinicapError as err:
+            assert "\n" not in str(err) and str(path) in str(err), (case, str(err))
