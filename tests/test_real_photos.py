@@ -5,25 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from minicap.checkpoint import load_checkpoint, save_checkpoint
+from minicap.checkpoint import load_checkpoint
 from minicap.cli import main
 from minicap.data import Vocabulary
 from minicap.data.karpathy import FeatureFile, encode_training_captions, read_karpathy_index
 from minicap.errors import MinicapError
-from minicap.models import encoder as enc
 
 SIZES = ["--train-size", "48", "--val-size", "12"]
 MODEL = ["--embed", "6", "--hidden", "8", "--attention-size", "5", "--batch", "8", "--eval-every", "3",
          "--log-every", "3"]
 
-
-@pytest.fixture(scope="module")
-def encoder_path(tmp_path_factory):
-    """A small random encoder (the shipped one is not needed to test the plumbing)."""
-    path = tmp_path_factory.mktemp("encoder") / "encoder.npz"
-    channels = (4, 4, 6, 6)
-    save_checkpoint(path, "encoder", enc.init_params(np.random.default_rng(0), channels), config={"channels": channels})
-    return path
 
 
 @pytest.fixture(scope="module")

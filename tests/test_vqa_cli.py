@@ -5,22 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from minicap.checkpoint import load_checkpoint, save_checkpoint
+from minicap.checkpoint import load_checkpoint
 from minicap.cli import main
 from minicap.commands import vqa as cmd
 from minicap.data.vqa_scenes import FAMILIES, make_vqa_scenes
-from minicap.models import encoder as enc
 
 TINY = ["--train-size", "40", "--val-size", "10", "--embed", "4", "--hidden", "6", "--attention-size", "5",
         "--mlp", "7", "--batch", "8", "--eval-every", "3"]
 
-
-@pytest.fixture(scope="module")
-def encoder_path(tmp_path_factory):
-    path = tmp_path_factory.mktemp("encoder") / "encoder.npz"
-    channels = (4, 4, 6, 6)
-    save_checkpoint(path, "encoder", enc.init_params(np.random.default_rng(0), channels), config={"channels": channels})
-    return path
 
 
 @pytest.fixture(scope="module")
