@@ -3,11 +3,15 @@
     charrnn.py    train charrnn, sample          language models (min-char-rnn, LSTM)
     encoder.py    train encoder                  the frozen image CNN
     captioner.py  train captioner, caption, evaluate   Show, Attend and Tell
+    real_photos.py   the captioner on Karpathy-format data (--data karpathy): train, evaluate, caption
+    vqa.py        train vqa, ask (+ evaluate for VQA checkpoints)   visual question answering
     draw.py       train draw (+ generate for DRAW checkpoints)
     aligndraw.py  train aligndraw, roundtrip (+ generate for alignDRAW checkpoints)
     generate.py   generate                       dispatches on the checkpoint's kind
     data.py       data show
+    export.py     data export                    captioned MNIST (or synthetic data) in Karpathy's format
     score.py      score
+    assignment.py, grade.py   assignment list/build/check, grade   course assignments
     gradcheck.py  gradcheck
     bench.py      bench
     runs.py       what every training command shares: the output folder (its lock, resume or refuse
