@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from minicap.commands.runs import (int_range, merge_settings, open_run_folder, positive_float, positive_int, seed,
-                                   writable_file)
+from minicap.commands.runs import (int_range, merge_settings, open_run_folder, positive_float, positive_int,
+                                   resolve_checkpoint, seed, writable_file)
 from minicap.errors import MinicapError
 
 KIND = "vqa"
@@ -113,23 +113,11 @@ def data_source(text):
     raise argparse.ArgumentTypeError(f"expected mnist-vqa or a .json file of questions, got {text!r}")
 
 
-def resolve(path):
-    """A run folder stands for its best.npz, else its last.npz."""
-    path = Path(path)
-    if path.is_dir():
-        for name in ("best.npz", "last.npz"):
-            if (path / name).exists():
-                return path / name
-        raise MinicapError(f"folder {path} holds no best.npz or last.npz: give a checkpoint file, or the --out "
-                           f"folder of a training run")
-    return path
-
-
 def is_vqa_checkpoint(path):
     """Whether `path` (a checkpoint or run folder) holds a VQA model (for `minicap evaluate`)."""
     from minicap.checkpoint import load_checkpoint
     try:
-        return load_checkpoint(resolve(path)).kind == KIND
+        return load_checkpoint(resolve_checkpoint(path)).kind == KIND
     except MinicapError:
         return False
 
@@ -139,7 +127,7 @@ def load_vqa(path):
     from minicap.checkpoint import check_param_shapes, load_checkpoint
     from minicap.data.vqa_scenes import ANSWERS, QUESTION_VOCAB
     from minicap.models.vqa import VQAConfig, init_params
-    path = resolve(path)
+    path = resolve_checkpoint(path)
     ck = load_checkpoint(path, kind=KIND)
     if "model" not in ck.config:
         raise MinicapError(f"checkpoint {path} has no model config; was it written by `minicap train vqa`?")
@@ -338,7 +326,7 @@ def run_evaluate(args):
                                     getattr(args, "cache", None), progress=not args.json)
     n = len(data.answers)
     probs, attentions = vqa.predict(params, feats, data.tokens, config)
-    scores = {"checkpoint": str(resolve(args.checkpoint)), "model": config.model,
+    scores = {"checkpoint": str(resolve_checkpoint(args.checkpoint)), "model": config.model,
               "hops": config.hops if config.model in vqa.ATTENTION_MODELS else 0, "split": args.split, "n": n,
               **score(probs, attentions, data)}
     if args.json:
