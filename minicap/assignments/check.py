@@ -79,6 +79,16 @@ def run_public_test(folder, name, m=None, expected=None):
     return compare(test, want, got, fd)
 
 
+def check_one(folder, name):
+    """Run one public test and print its result with the messages (the sheets' check cells).
+    Returns whether it passed."""
+    score = run_public_test(folder, name)
+    print(f"{name}: {'ok' if score.passed else 'not yet'} ({score.points:g}/{score.max_points:g})")
+    for message in score.messages:
+        print("   ", message)
+    return score.passed
+
+
 def check(folder, out=print):
     """Run every public test of the assignment folder; print one line per test and the score.
     Returns (points, max points)."""
