@@ -117,7 +117,9 @@ print({k: f"{e:.1e}" for k, e in san_errors.items()})
 #
 # A memory network scores region i by a dot product with its input memory m_i, and reads its output
 # memory c_i: p = softmax_i(u . m_i), o = sum_i p_i c_i, u_next = u + o. No tanh layer, no W_Q: the
-# question must already be in the memories' space.
+# question must already be in the memories' space. (The memories themselves, in minicap's model, are
+# m_i = tanh(a_i W_A + b_m) + P_A[i]: with memories linear in the features, the textbook form, the
+# 2-hop network learned far more slowly - docs/vqa.md has both.)
 
 # %%
 m, c = rng.standard_normal((N, L, H)), rng.standard_normal((N, L, H))
