@@ -135,7 +135,7 @@ print({k: f"{e:.1e}" for k, e in mem_errors.items()})
 # ## 5. A SAN trained here, and where each hop looks
 #
 # A two-layer SAN on a few thousand scenes (`minicap train vqa --model san` trains the full model on
-# 30,000 for 6,000 steps). Then, for relate questions, the attention of each hop: the first should find
+# 30,000 for 12,000 steps). Then, for relate questions, the attention of each hop: the first should find
 # the named digit, the second the cell beside it.
 
 # %%
