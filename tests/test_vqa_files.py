@@ -25,7 +25,7 @@ ENTRIES = [{"image": "a.png", "question": "What colour is it?", "answer": "Black
 
 def test_reads_images_vocabulary_and_answers(tmp_path):
     data = load_vqa_json(write(tmp_path, ENTRIES), size=(12, 16), mode="RGB")
-    assert data.images.shape == (3, 12, 16, 3) and data.images.dtype == np.float32
+    assert data.images.shape == (3, 12, 16, 3) and data.images.dtype == np.uint8 and data.mode == "RGB"
     assert data.vocab == ["<NULL>", "<UNK>", "?", "colour", "is", "it", "what"]   # training words only
     assert data.answer_classes == ["black", "grey"]
     train, test = data.split("train"), data.split("test")
