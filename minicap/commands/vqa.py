@@ -413,9 +413,10 @@ def cell_overlap(image_size=IMAGE_SIZE):
 
 
 def score(probs, attentions, data):
-    """Accuracy overall and per family, and attention localisation (None without attention).
+    """Accuracy overall and per family, and attention localisation (None without attention); for a
+    user's own file (no families) the accuracy per true answer instead ("per_answer": {"red": 0.9, ...}).
 
-    probs: (N, C); attentions: K arrays (N, L); data: VQAScenes."""
+    probs: (N, C); attentions: K arrays (N, L); data: VQAScenes or a VQAFileSplit."""
     from minicap.data.vqa_scenes import FAMILIES
     right = probs.argmax(axis=1) == data.answers
     family = getattr(data, "family", None)   # None: the user's own questions (no families, no cells)
@@ -423,6 +424,9 @@ def score(probs, attentions, data):
            "per_family": {} if family is None else {name: float(right[family == f].mean())
                                                     for f, name in enumerate(FAMILIES) if np.any(family == f)},
            "attention_localisation": None}
+    if family is None:
+        text = np.array(data.answers_text, dtype=object)
+        out["per_answer"] = {a: float(right[text == a].mean()) for a in sorted(set(data.answers_text))}
     if attentions and family is not None:
         asked = np.isin(data.family, [FAMILIES.index("query_digit"), FAMILIES.index("relate")])
         mass = attentions[-1] @ cell_overlap()                          # (N, 4): last hop's weight per cell
@@ -474,7 +478,7 @@ def run_evaluate(args):
         print(json.dumps(scores))
         return 0
     for key, value in scores.items():
-        if key == "per_family":
+        if key in ("per_family", "per_answer"):
             for family, acc in value.items():
                 print(f"  {family:28s} {acc:.4f}")
         else:

@@ -25,6 +25,7 @@ no "questions" list, an entry without an image, question or answer, an empty que
 unreadable image, an unknown split.
 """
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,3 +210,44 @@ def _read_pictures(path, folder, names, size, mode):
         if grey:   # PIL's L of a grey RGB pixel is that grey: keep one channel
             pictures = np.ascontiguousarray(pictures[..., 0])
     return pictures, mode
+
+
+# --- an example file ----------------------------------------------------------------------------------
+# Three colours of (nearly) the same brightness: PIL's grey of each, (299 R + 587 G + 114 B) / 1000, is
+# 100-104, so once converted to grey (what the frozen digit encoder reads) the colour is gone.
+EXAMPLE_COLOURS = {"red": (230, 50, 50), "green": (30, 150, 30), "blue": (80, 80, 255)}
+EXAMPLE_SHAPES = ("square", "circle")
+
+
+def write_example_file(folder, n_images=300, size=32, seed=0):
+    """Write a small VQA file whose answers need colour: folder/questions.json and folder/img/*.png.
+
+    Each image (size x size RGB, black background) holds one shape, a square or a circle, of one of
+    EXAMPLE_COLOURS, at a random place and size, its colour scaled by a random brightness 0.5-1 (so
+    neither the brightness nor the grey level tells the colour). Two questions an image:
+    "what colour is the shape ?" (red / green / blue) and "what shape is it ?" (square / circle);
+    no "split" field, so the fixed hash splits them 80/10/10. Returns the path of the JSON file."""
+    from pathlib import Path
+
+    from PIL import Image
+    folder = Path(folder)
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names = list(EXAMPLE_COLOURS)
+    entries = []
+    yy, xx = np.mgrid[:size, :size] + 0.5
+    for i in range(n_images):
+        colour, shape = names[rng.integers(3)], EXAMPLE_SHAPES[rng.integers(2)]
+        r = rng.uniform(0.15, 0.3) * size                        # half the side, or the radius
+        cy, cx = rng.uniform(r, size - r, size=2)
+        inside = (np.maximum(abs(yy - cy), abs(xx - cx)) <= r if shape == "square"
+                  else (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r)
+        pixels = np.zeros((size, size, 3), np.uint8)
+        pixels[inside] = np.rint(np.array(EXAMPLE_COLOURS[colour]) * rng.uniform(0.5, 1.0)).astype(np.uint8)
+        name = f"img/{i:04d}.png"
+        Image.fromarray(pixels).save(folder / name)
+        entries.append({"image": name, "question": "what colour is the shape ?", "answer": colour})
+        entries.append({"image": name, "question": "what shape is it ?", "answer": shape})
+    path = folder / "questions.json"
+    path.write_text(json.dumps({"questions": entries}, indent=0))
+    return path
