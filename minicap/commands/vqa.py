@@ -245,12 +245,12 @@ def scene_pictures(data):
 
 # --- training -------------------------------------------------------------------------------------
 def _settings(args, previous=None):
-    given = {k: getattr(args, k) for k in MODEL_OPTIONS + DATA_OPTIONS + ("batch", "lr", "lr_decay", "clip", "train_size",
-                                                                          "val_size", "eval_every", "seed", "steps")}
+    training = ("batch", "lr", "lr_decay", "clip", "train_size", "val_size", "eval_every", "seed", "steps")
+    given = {k: getattr(args, k) for k in MODEL_OPTIONS + DATA_OPTIONS + training}
     if isinstance(given["encoder"], Path):   # frozen weights of one's own: the mnist kind (checked by hash)
         given["encoder"] = "mnist"
-    s = merge_settings(given, previous, dict(DEFAULTS, **MODEL_DEFAULTS, **IMAGE_DEFAULTS, model="san", data="mnist-vqa"),
-                       FIXED_ON_RESUME, args.out)
+    defaults = dict(DEFAULTS, **MODEL_DEFAULTS, **IMAGE_DEFAULTS, model="san", data="mnist-vqa")
+    s = merge_settings(given, previous, defaults, FIXED_ON_RESUME, args.out)
     s["scratch_channels"] = list(s["scratch_channels"])   # a list, as the checkpoint's JSON gives it back
     _check_image_settings(s, args)
     return s
@@ -351,7 +351,8 @@ def run_train(args):
         run_ = resume_run(last, KIND, fresh)
         print(f"resuming {last} at step {run_.step}", file=sys.stderr)
     else:
-        data_config = {"name": "mnist-vqa", "seed": 0} if s["data"] == "mnist-vqa" else {"name": "file", "path": s["data"]}
+        data_config = ({"name": "mnist-vqa", "seed": 0} if s["data"] == "mnist-vqa"
+                       else {"name": "file", "path": s["data"]})
         ck_config = {"model": config.to_dict(), "settings": s, "data": data_config,
                      "answers": answers, "question_vocab": vocab}
         if scratch:
