@@ -285,6 +285,8 @@ def load_training_data(s, encoder, cache):
         if scratch:
             data = [make_vqa_scenes(split, n=n, seed=0) for split, n in splits]
             inputs = [scene_pictures(d) for d in data]
+            for d, (pictures, _) in zip(data, inputs):
+                d.images = pictures   # keep the uint8 copy only (30,000 scenes: 108 MB instead of 432 MB)
         else:
             data, inputs = zip(*(load_features(split, n, encoder, cache) for split, n in splits))
         return data[0], inputs[0], data[1], inputs[1], list(QUESTION_VOCAB), list(ANSWERS), "grey"
@@ -371,7 +373,7 @@ def run_train(args):
     def answer(params, data, inputs):
         if scratch:
             pictures, index = inputs
-            return vqa_pixels.predict(params, pictures[index], data.tokens, config, pixels)[0]
+            return vqa_pixels.predict(params, pictures, data.tokens, config, pixels, image_index=index)[0]
         return vqa.predict(params, inputs, data.tokens, config)[0]
 
     def evaluate(run):
@@ -438,16 +440,15 @@ def score(probs, attentions, data):
 
 def run_evaluate(args):
     """`minicap evaluate` on a VQA checkpoint (called by minicap/commands/captioner.py's run_evaluate)."""
-    from minicap.data.vqa_scenes import DEFAULT_SIZES
-    from minicap.models import vqa
+    from minicap.data.vqa_scenes import DEFAULT_SIZES, make_vqa_scenes
+    from minicap.models import vqa, vqa_pixels
     if args.beam != 1 or args.captions_out is not None:
         raise MinicapError(f"{args.checkpoint} is a VQA model: it picks one answer, so --beam and --captions-out "
                            f"(captioner options) do not apply; drop them")
-    from minicap.data.vqa_scenes import make_vqa_scenes
-    from minicap.models import vqa_pixels
     params, config, encoder, ck_config = load_vqa(args.checkpoint)
     pixels, images = pixel_config(ck_config), image_settings(ck_config)
     cache = getattr(args, "cache", None)
+    index = None   # scratch on a file: question n reads picture index[n]
     if ck_config["data"]["name"] == "file":
         if args.split == "novel":
             raise MinicapError("--split novel is a split of mnist-vqa; a model trained on your own file has val and test")
@@ -455,7 +456,7 @@ def run_evaluate(args):
         if pixels is not None:
             data = file_data.split(args.split)
             data = data.prefix(args.n) if args.n else data
-            inputs = data.images
+            inputs, index = data.pictures, data.image_index
         else:
             data, inputs = file_features(file_data, args.split, encoder, cache, progress=not args.json)
             if args.n:
@@ -468,7 +469,8 @@ def run_evaluate(args):
                                      progress=not args.json)
     n = len(data.answers)
     if pixels is not None:
-        probs, attentions = vqa_pixels.predict(params, inputs, data.tokens, config, pixels)
+        probs, attentions = vqa_pixels.predict(params, inputs, data.tokens, config, pixels,
+                                               image_index=index)
     else:
         probs, attentions = vqa.predict(params, inputs, data.tokens, config)
     scores = {"checkpoint": str(resolve_checkpoint(args.checkpoint)), "model": config.model,

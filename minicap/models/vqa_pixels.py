@@ -172,12 +172,15 @@ def loss(params, batch, rng=None, config=None, pixel_config=None):
     return value, encoder_backward(dfeatures, enc_cache, grads)
 
 
-def predict(params, images, tokens, config, pixel_config, batch_size=250):
-    """Answer probabilities (N, C) and the attention of every hop (K arrays (N, L)), in bounded batches."""
+def predict(params, images, tokens, config, pixel_config, batch_size=250, image_index=None):
+    """Answer probabilities (N, C) and the attention of every hop (K arrays (N, L)), in bounded batches.
+    With image_index (N,), images are a dataset's pictures and question n reads images[image_index[n]]
+    (each batch's images are gathered only when it runs)."""
     probs, atts = [], []
-    for start in range(0, len(images), batch_size):
-        logits, attentions, _ = forward(params, images[start:start + batch_size], tokens[start:start + batch_size],
-                                        config, pixel_config)
+    index = np.arange(len(tokens)) if image_index is None else image_index
+    for start in range(0, len(tokens), batch_size):
+        logits, attentions, _ = forward(params, images[index[start:start + batch_size]],
+                                        tokens[start:start + batch_size], config, pixel_config)
         probs.append(np.exp(log_softmax(logits)))
         atts.append(attentions)
     hops = [np.concatenate([a[k] for a in atts]) for k in range(len(atts[0]))] if atts else []
