@@ -240,7 +240,16 @@ def test_scratch_on_mnist_vqa_plumbing(tmp_path, capsys):
     (["--scratch-channels", "8"], "is for --encoder scratch"),
     (["--encoder", "scratch", "--scratch-channels", "8,x"], "comma-separated"),
     (["--encoder", "no/such/weights.npz"], "weights.npz"),
+    (["--encoder", "scratch", "--scratch-channels", "8,8,8,8,8"], "1 to 4"),
+    (["--data", "x.json", "--image-size", "11"], "use 12 or more"),
 ])
 def test_option_errors(tmp_path, capsys, argv, message):
     assert main(["train", "vqa", *argv, "--out", str(tmp_path / "run"), "--train-size", "5"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_too_many_blocks_for_the_image_size_is_one_line(colours, tmp_path, capsys):
+    _, path = colours
+    assert main(["train", "vqa", "--data", str(path), "--encoder", "scratch", "--image-size", "8",
+                 "--scratch-channels", "2,2,2,2", "--out", str(tmp_path / "run")]) == 2
+    assert "nothing of a 8x8 image" in capsys.readouterr().err

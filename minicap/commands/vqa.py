@@ -263,12 +263,22 @@ def _check_image_settings(s, args):
             raise MinicapError("--color rgb needs --encoder scratch: the frozen digit encoder reads grey images")
         if args.scratch_channels is not None:
             raise MinicapError("--scratch-channels is for --encoder scratch (the frozen encoder's layers are fixed)")
+        from minicap.models.encoder import grid_shape
+        if min(grid_shape(s["image_size"])) < 1:
+            raise MinicapError(f"--image-size {s['image_size']}: the frozen encoder's pools leave nothing of so small "
+                               f"an image; use 12 or more")
     elif s["model"] == "question":
         raise MinicapError("--model question never looks at the image, so --encoder scratch would have nothing "
                            "to learn; use --encoder mnist (or another model)")
     if s["data"] == "mnist-vqa" and (s["color"] == "rgb" or s["image_size"] != IMAGE_SIZE):
         raise MinicapError(f"mnist-vqa scenes are {IMAGE_SIZE}x{IMAGE_SIZE} and grey: --color and --image-size are "
                            f"for --data FILE.json")
+    if s["encoder"] == "scratch":
+        from minicap.models.vqa_pixels import PixelConfig
+        try:
+            PixelConfig(s["scratch_channels"], s["color"] or "grey", s["image_size"])
+        except ValueError as err:   # e.g. four 2x2 pools leave nothing of an 8x8 image
+            raise MinicapError(f"--scratch-channels {','.join(map(str, s['scratch_channels']))}: {err}") from None
 
 
 def default_out(model, hops):
