@@ -10,10 +10,11 @@
 Image paths are relative to the JSON file's folder. Every image is read (grey "L" or "RGB", as `mode`
 says; the other is converted; "auto": RGB if any image has colour, i.e. any pixel whose red, green
 and blue differ, else grey) and resized (bilinear) to `size`. Each image file is decoded once and
-kept as uint8 (60x60 RGB: 10.8 KB an image; float32 would be four times that): `pictures` (P, H, W[, 3])
-holds every distinct image once, `image_index` (N,) the picture of each question; `images` gives the
-(N, H, W[, 3]) uint8 stack of the questions' images when it is needed. Questions are lower-cased and split on
-spaces ("?" becomes its own word). Without a "split" field a question goes to val with probability
+kept as uint8 (60x60 RGB: 10.8 KB an image; float32 would be four times that): `pictures`
+(P, H, W[, 3]) holds every distinct image once, `image_index` (N,) the picture of each question;
+`images` gives the (N, H, W[, 3]) uint8 stack of the questions' images when it is needed.
+
+Questions are lower-cased and split on spaces ("?" becomes its own word). Without a "split" field a question goes to val with probability
 `held_out` and to test with the same probability, the rest to train (a fixed hash of its image and
 question, so the cut does not depend on the order of the file).
 
