@@ -50,8 +50,11 @@ def numpy_backend():
         yield
 
 
-@pytest.mark.parametrize("color", ["rgb", "grey"])
-@pytest.mark.parametrize("model,overrides", CASES, ids=[f"{m}-{o}" for m, o in CASES])
+# every model on RGB; grey (one input channel: only the first filter's shape changes) on two of them
+GRAD_CASES = [(m, o, "rgb") for m, o in CASES] + [("naive", {}, "grey"), ("san", {"hops": 2}, "grey")]
+
+
+@pytest.mark.parametrize("model,overrides,color", GRAD_CASES, ids=[f"{m}-{o}-{c}" for m, o, c in GRAD_CASES])
 def test_whole_model_gradients_with_the_cnn(numpy_backend, model, overrides, color):
     config, pixels, params, batch = tiny(model, color, **overrides)
     errors = check_model(lambda p, b, r: vp.loss(p, b, r, config, pixels), params, batch, max_coords=15)
