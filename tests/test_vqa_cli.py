@@ -99,8 +99,10 @@ def test_train_evaluate_and_ask_on_a_users_own_file(tmp_path, encoder_path, caps
     scores = json.loads(capsys.readouterr().out)
     assert scores["n"] == 6 and scores["per_family"] == {} and scores["attention_localisation"] is None
     assert main(["evaluate", str(out), "--split", "novel", "--cache", str(tmp_path / "cache")]) == 2
-    assert main(["ask", str(out), "test:0", "is it dark ?"]) == 0
+    assert main(["ask", str(out), str(tmp_path / "img0.png"), "is it dark ?"]) == 0   # 40x50 RGB, read as training did
     assert capsys.readouterr().out.startswith("is it dark ? -> ")
-    assert main(["ask", str(out), "test:0", "is it purple ?"]) == 2
+    assert main(["ask", str(out), "test:0", "is it dark ?"]) == 2      # an mnist-vqa scene: not this model's data
+    assert "give an image file" in capsys.readouterr().err
+    assert main(["ask", str(out), str(tmp_path / "img0.png"), "is it purple ?"]) == 2
     assert "'purple'" in capsys.readouterr().err
     assert main(["train", "vqa", "--data", "mine.txt", "--out", str(tmp_path / "x")]) == 2

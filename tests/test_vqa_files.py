@@ -25,7 +25,7 @@ ENTRIES = [{"image": "a.png", "question": "What colour is it?", "answer": "Black
 
 def test_reads_images_vocabulary_and_answers(tmp_path):
     data = load_vqa_json(write(tmp_path, ENTRIES), size=(12, 16), mode="RGB")
-    assert data.images.shape == (3, 12, 16, 3) and data.images.dtype == np.float32
+    assert data.images.shape == (3, 12, 16, 3) and data.images.dtype == np.uint8 and data.mode == "RGB"
     assert data.vocab == ["<NULL>", "<UNK>", "?", "colour", "is", "it", "what"]   # training words only
     assert data.answer_classes == ["black", "grey"]
     train, test = data.split("train"), data.split("test")
@@ -97,3 +97,32 @@ def test_random_bytes_and_byte_flips_give_only_clean_errors(tmp_path):
             load_vqa_json(path, size=(12, 16))
         except MinicapError as err:
             assert "\n" not in str(err) and str(path) in str(err), (case, str(err))
+
+
+def test_each_image_is_kept_once_as_uint8_and_auto_colour_reads_the_pixels(tmp_path):
+    path = write(tmp_path, ENTRIES)   # a.png and b.png: grey levels saved as RGB files
+    data = load_vqa_json(path, size=(12, 16), mode="auto")
+    assert data.mode == "L" and data.pictures.shape == (2, 12, 16) and data.pictures.dtype == np.uint8
+    assert data.image_index.tolist() == [0, 1, 1] and data.images.shape == (3, 12, 16)
+    assert np.array_equal(data.pictures, load_vqa_json(path, size=(12, 16), mode="L").pictures)
+    test = data.split("test")
+    assert test.pictures is data.pictures and test.image_index.tolist() == [1] and test.prefix(0).images.shape[0] == 0
+    pixels = np.full((20, 30, 3), 40, np.uint8)
+    pixels[3, 4] = (40, 41, 40)   # one pixel with a little colour is enough
+    Image.fromarray(pixels).save(tmp_path / "b.png")
+    colour = load_vqa_json(path, size=(20, 30), mode="auto")
+    assert colour.mode == "RGB" and colour.pictures.shape == (2, 20, 30, 3)
+    assert colour.pictures[1, 3, 4].tolist() == [40, 41, 40]
+
+
+def test_the_example_file_hides_colour_from_grey(tmp_path):
+    from minicap.data.vqa_files import write_example_file
+    path = write_example_file(tmp_path, n_images=30, size=16)
+    rgb, grey = load_vqa_json(path, size=(16, 16), mode="auto"), load_vqa_json(path, size=(16, 16), mode="L")
+    assert rgb.mode == "RGB" and len(rgb.questions) == 60 and set(rgb.answers_text) <= {
+        "red", "green", "blue", "square", "circle"}
+    # the brightest grey of each image does not tell its colour: every colour's range overlaps the others
+    colour = np.array([a for a, q in zip(rgb.answers_text, rgb.questions) if "colour" in q])
+    brightest = grey.pictures.reshape(30, -1).max(axis=1)
+    ranges = [(brightest[colour == c].min(), brightest[colour == c].max()) for c in set(colour)]
+    assert max(lo for lo, _ in ranges) < min(hi for _, hi in ranges)

@@ -4,12 +4,17 @@
                     "split": "train"},            # "split" optional: train / val / test
                    ...]}
 
-    data = load_vqa_json("mydata/questions.json", size=(60, 60), mode="L")
+    data = load_vqa_json("mydata/questions.json", size=(60, 60), mode="auto")
     data.split("train")   -> a VQAFileSplit (images, tokens, answers) for training
 
 Image paths are relative to the JSON file's folder. Every image is read (grey "L" or "RGB", as `mode`
-says; the other is converted) and resized (bilinear) to `size`. Questions are lower-cased and split on
-spaces ("?" becomes its own word). Without a "split" field a question goes to val with probability
+says; the other is converted; "auto": RGB if any image has colour, i.e. any pixel whose red, green
+and blue differ, else grey) and resized (bilinear) to `size`. Each image file is decoded once and
+kept as uint8 (60x60 RGB: 10.8 KB an image; float32 would be four times that): `pictures`
+(P, H, W[, 3]) holds every distinct image once, `image_index` (N,) the picture of each question;
+`images` gives the (N, H, W[, 3]) uint8 stack of the questions' images when it is needed.
+
+Questions are lower-cased and split on spaces ("?" becomes its own word). Without a "split" field a question goes to val with probability
 `held_out` and to test with the same probability, the rest to train (a fixed hash of its image and
 question, so the cut does not depend on the order of the file).
 
@@ -21,13 +26,14 @@ no "questions" list, an entry without an image, question or answer, an empty que
 unreadable image, an unknown split.
 """
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from minicap.data.captions import _allocate_images, _conform, _open_image
-from minicap.data.files import check_file, read_json
+from minicap.data.captions import MAX_FOLDER_BYTES, _conform, _open_image
+from minicap.data.files import check_file, describe_size, read_json
 from minicap.errors import MinicapError
 
 SPLITS = ("train", "val", "test")
@@ -42,27 +48,48 @@ def tokenize_question(text):
 
 @dataclass
 class VQAFileSplit:
-    """One split of a user's VQA file. images: (N, H, W) or (N, H, W, 3) float32 in [0, 1];
-    questions, answers_text: N strings; tokens: (N, T) int64 (0-padded); answers: (N,) int64 class ids."""
-    images: np.ndarray
+    """One split of a user's VQA file. pictures: (P, H, W) or (P, H, W, 3) uint8, every image of the
+    file once; image_index: (N,) each question's picture; questions, answers_text: N strings;
+    tokens: (N, T) int64 (0-padded); answers: (N,) int64 class ids."""
+    pictures: np.ndarray
+    image_index: np.ndarray
     questions: list
     answers_text: list
     tokens: np.ndarray
     answers: np.ndarray
     image_names: list
 
+    @property
+    def images(self):
+        """(N, H, W[, 3]) uint8: each question's image."""
+        return self.pictures[self.image_index]
+
+    def prefix(self, n):
+        """The first n questions."""
+        return VQAFileSplit(self.pictures, self.image_index[:n], self.questions[:n], self.answers_text[:n],
+                            self.tokens[:n], self.answers[:n], self.image_names[:n])
+
 
 @dataclass
 class VQAFile:
-    """A whole VQA file: every entry, the vocabulary (words, from train) and the answer classes."""
+    """A whole VQA file: every entry, the vocabulary (words, from train) and the answer classes.
+    pictures (P, H, W[, 3]) uint8: every distinct image once; image_index (N,): each entry's picture;
+    mode: how the images were read, "L" (grey) or "RGB"."""
     path: Path
-    images: np.ndarray
+    pictures: np.ndarray
+    image_index: np.ndarray
     image_names: list
     questions: list
     answers_text: list
     splits: np.ndarray          # (N,) index into SPLITS
     vocab: list                 # id -> word; 0 <NULL>, 1 <UNK>
     answer_classes: list        # class id -> answer string
+    mode: str
+
+    @property
+    def images(self):
+        """(N, H, W[, 3]) uint8: each entry's image."""
+        return self.pictures[self.image_index]
 
     def encode(self, questions, unknown="unk"):
         """Questions -> (N, T) word ids. unknown="unk": words outside the vocabulary become <UNK>;
@@ -79,7 +106,7 @@ class VQAFile:
                 raise MinicapError(f"{self.path}: entry {i} ({name}) has the answer {self.answers_text[i]!r}, which "
                                    f"no training question has; the model can only answer with training answers")
         questions = [self.questions[i] for i in idx]
-        return VQAFileSplit(self.images[idx], questions, [self.answers_text[i] for i in idx],
+        return VQAFileSplit(self.pictures, self.image_index[idx], questions, [self.answers_text[i] for i in idx],
                             self.encode(questions), np.array([index[self.answers_text[i]] for i in idx], np.int64),
                             [self.image_names[i] for i in idx])
 
@@ -110,8 +137,8 @@ def _fraction_split(image, question, held_out):
 
 def load_vqa_json(path, size=(60, 60), mode="L", held_out=0.1):
     """Read a user's VQA JSON file and its images (see the module docstring). Returns a VQAFile."""
-    if mode not in ("L", "RGB"):
-        raise MinicapError(f"image mode must be \"L\" (grey) or \"RGB\", got {mode!r}")
+    if mode not in ("L", "RGB", "auto"):
+        raise MinicapError(f"image mode must be \"L\" (grey), \"RGB\" or \"auto\", got {mode!r}")
     if not 0 <= held_out < 0.5:
         raise MinicapError(f"the held-out fraction must be from 0 to just below 0.5, got {held_out}")
     path = check_file(path, "VQA question file")
@@ -150,15 +177,9 @@ def load_vqa_json(path, size=(60, 60), mode="L", held_out=0.1):
     if not np.any(splits == 0):
         raise MinicapError(f"{path}: no training questions (every entry is in val or test)")
 
-    cache, images = {}, None
-    shape = tuple(size) + ((3,) if mode == "RGB" else ())
-    for i, name in enumerate(names):
-        if name not in cache:
-            image_path = check_file(folder / name, f"image of entry {i} of {path}")
-            cache[name] = _conform(_open_image(image_path), image_path, mode, size, resize=True, convert=True)
-        if images is None:
-            images = _allocate_images(len(names), shape, path)
-        images[i] = cache[name].astype(np.float32) / np.float32(255.0)
+    pictures, mode = _read_pictures(path, folder, names, size, mode)
+    first = {}   # image name -> its picture
+    image_index = np.array([first.setdefault(name, len(first)) for name in names], np.int64)
 
     train_words = set()
     for q, s in zip(questions, splits):
@@ -166,4 +187,68 @@ def load_vqa_json(path, size=(60, 60), mode="L", held_out=0.1):
             train_words.update(tokenize_question(q))
     vocab = [NULL, UNK] + sorted(train_words)
     answer_classes = sorted({a for a, s in zip(answers, splits) if s == 0})
-    return VQAFile(path, images, names, questions, answers, splits, vocab, answer_classes)
+    return VQAFile(path, pictures, image_index, names, questions, answers, splits, vocab, answer_classes, mode)
+
+
+def _read_pictures(path, folder, names, size, mode):
+    """Each distinct image of `names` once, in order of first use: (P, H, W[, 3]) uint8, and the mode
+    ("L" or "RGB"; "auto" decides from the pixels: RGB if any image is not grey)."""
+    distinct = list(dict.fromkeys(names))
+    read_as = "RGB" if mode == "auto" else mode
+    shape = tuple(size) + ((3,) if read_as == "RGB" else ())
+    nbytes = len(distinct) * int(np.prod(shape))
+    if nbytes > MAX_FOLDER_BYTES:
+        raise MinicapError(f"{path}: {len(distinct):,} images of shape {shape} need {describe_size(nbytes)}, "
+                           f"more than minicap holds ({describe_size(MAX_FOLDER_BYTES)}); choose a smaller image size")
+    pictures = np.empty((len(distinct),) + shape, np.uint8)
+    entry = {name: i for i, name in reversed(list(enumerate(names)))}   # the first entry naming each image
+    for k, name in enumerate(distinct):
+        image_path = check_file(folder / name, f"image of entry {entry[name]} of {path}")
+        pictures[k] = _conform(_open_image(image_path), image_path, read_as, size, resize=True, convert=True)
+    if mode == "auto":
+        grey = bool(np.all(pictures[..., :1] == pictures))   # R = G = B everywhere
+        mode = "L" if grey else "RGB"
+        if grey:   # PIL's L of a grey RGB pixel is that grey: keep one channel
+            pictures = np.ascontiguousarray(pictures[..., 0])
+    return pictures, mode
+
+
+# --- an example file ----------------------------------------------------------------------------------
+# Three colours of (nearly) the same brightness: PIL's grey of each, (299 R + 587 G + 114 B) / 1000, is
+# 100-104, so once converted to grey (what the frozen digit encoder reads) the colour is gone.
+EXAMPLE_COLOURS = {"red": (230, 50, 50), "green": (30, 150, 30), "blue": (80, 80, 255)}
+EXAMPLE_SHAPES = ("square", "circle")
+
+
+def write_example_file(folder, n_images=300, size=32, seed=0):
+    """Write a small VQA file whose answers need colour: folder/questions.json and folder/img/*.png.
+
+    Each image (size x size RGB, black background) holds one shape, a square or a circle, of one of
+    EXAMPLE_COLOURS, at a random place and size, its colour scaled by a random brightness 0.5-1 (so
+    neither the brightness nor the grey level tells the colour). Two questions an image:
+    "what colour is the shape ?" (red / green / blue) and "what shape is it ?" (square / circle);
+    no "split" field, so the fixed hash splits them 80/10/10. Returns the path of the JSON file."""
+    from pathlib import Path
+
+    from PIL import Image
+    folder = Path(folder)
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    names = list(EXAMPLE_COLOURS)
+    entries = []
+    yy, xx = np.mgrid[:size, :size] + 0.5
+    for i in range(n_images):
+        colour, shape = names[rng.integers(3)], EXAMPLE_SHAPES[rng.integers(2)]
+        r = rng.uniform(0.15, 0.3) * size                        # half the side, or the radius
+        cy, cx = rng.uniform(r, size - r, size=2)
+        inside = (np.maximum(abs(yy - cy), abs(xx - cx)) <= r if shape == "square"
+                  else (yy - cy) ** 2 + (xx - cx) ** 2 <= r * r)
+        pixels = np.zeros((size, size, 3), np.uint8)
+        pixels[inside] = np.rint(np.array(EXAMPLE_COLOURS[colour]) * rng.uniform(0.5, 1.0)).astype(np.uint8)
+        name = f"img/{i:04d}.png"
+        Image.fromarray(pixels).save(folder / name)
+        entries.append({"image": name, "question": "what colour is the shape ?", "answer": colour})
+        entries.append({"image": name, "question": "what shape is it ?", "answer": shape})
+    path = folder / "questions.json"
+    path.write_text(json.dumps({"questions": entries}, indent=0))
+    return path

@@ -205,8 +205,13 @@ def forward(params, features, tokens, config):
     return logits, attentions, cache
 
 
-def backward(dlogits, cache, params, config):
-    """Gradients of every parameter, given dlogits (N, C) = d loss / d logits."""
+def backward(dlogits, cache, params, config, features_grad=False):
+    """Gradients of every parameter, given dlogits (N, C) = d loss / d logits.
+
+    With features_grad=True, returns (grads, dfeatures): dfeatures (N, L, D) = d loss / d features,
+    what an image encoder trained with the model (minicap.models.vqa_pixels) continues from. The
+    image enters only through linear maps of a = features * feature_scale (W_g on the mean, W_A and
+    W_C, W_v), so da is the gradient at each map's output times its weights transposed."""
     grads = {}
     dhid, grads["W_2"], grads["b_2"] = affine_backward(dlogits, cache["mlp2"])
     dhid_pre = dhid * (1 - cache["hid"] ** 2)
@@ -226,7 +231,7 @@ def backward(dlogits, cache, params, config):
         else:
             H = g.shape[1]
             dg, dq = dx[:, :H], dx[:, H:]
-        _, grads["W_g"], grads["b_g"] = affine_backward(dg * (1 - g ** 2), cache["g_affine"])
+        dmean, grads["W_g"], grads["b_g"] = affine_backward(dg * (1 - g ** 2), cache["g_affine"])
     elif config.model == "memnet":
         a = cache["a"]
         du = dx
@@ -261,7 +266,19 @@ def backward(dlogits, cache, params, config):
         dq = du
     if dq is not None:
         question_backward(dq, cache["question"], grads)
-    return grads
+    if not features_grad:
+        return grads
+    # d loss / d a, from the gradient at the output of each linear map that reads the image (above)
+    N = len(dlogits)
+    if config.model == "question":
+        da = np.zeros((N, config.locations, config.feature_size), dtype=dlogits.dtype)   # the image is never read
+    elif config.model in ("image", "naive"):
+        da = np.broadcast_to(dmean[:, None, :] / cache["L"], (N, cache["L"], dmean.shape[1]))   # a mean over L
+    elif config.model == "memnet":   # m = a W_A + P_A, c = a W_C + P_C
+        da = dm @ params["W_A"].T + dc @ params["W_C"].T
+    else:   # san: v = tanh(a W_v + b_v) + P_v
+        da = dv_pre @ params["W_v"].T
+    return grads, da * config.feature_scale
 
 
 def loss(params, batch, rng=None, config=None):
