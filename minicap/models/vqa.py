@@ -274,8 +274,8 @@ def backward(dlogits, cache, params, config, features_grad=False):
         da = np.zeros((N, config.locations, config.feature_size), dtype=dlogits.dtype)   # the image is never read
     elif config.model in ("image", "naive"):
         da = np.broadcast_to(dmean[:, None, :] / cache["L"], (N, cache["L"], dmean.shape[1]))   # a mean over L
-    elif config.model == "memnet":   # m = a W_A + P_A, c = a W_C + P_C
-        da = dm @ params["W_A"].T + dc @ params["W_C"].T
+    elif config.model == "memnet":   # m = tanh(a W_A + b_m) + P_A, c = tanh(a W_C + b_c) + P_C
+        da = dm_pre @ params["W_A"].T + dc_pre @ params["W_C"].T
     else:   # san: v = tanh(a W_v + b_v) + P_v
         da = dv_pre @ params["W_v"].T
     return grads, da * config.feature_scale
