@@ -8,7 +8,9 @@ the backward pass) col2im. The products are the bulk of the FLOPs and stay with 
 reference builds the im2col matrix with KH*KW strided copies from a zero-padded copy of the input,
 and col2im with KH*KW strided additions into a padded buffer; here each is one pass over the
 output positions that reads (or writes) the input directly and treats out-of-image pixels as zero,
-with no padded copy. Max pooling is one pass that keeps the running maximum and its window offset,
+with no padded copy. im2col writes its matrix in order, one contiguous copy of KW*C numbers per
+window row (it used to loop over offsets outside and windows inside, writing with a stride of
+KH*KW*C: measured on 2,000 canvases, one thread, load ~7, cProfile: 7.3 s -> 3.4 s). Max pooling is one pass that keeps the running maximum and its window offset,
 instead of stacking every window offset into a temporary and calling argmax and take_along_axis;
 its backward pass is one scatter instead of one masked addition per offset.
 
@@ -44,33 +46,38 @@ def _valid_range(stride, offset, size, n_out):
 
 
 @njit(**JIT)
-def _im2col(x, cols, stride, pad):
-    """cols[n, i, j, p, q, c] = x[n, i*s + p - pad, j*s + q - pad, c], or 0 outside the image.
+def _im2col(x, cols, C, stride, pad):
+    """cols[n, i, j, p, (q, c)] = x[n, i*s + p - pad, (j*s + q - pad, c)], or 0 outside the image.
 
-    For each window row (i, p) and column offset q, the windows j that read inside the image form
-    one range, found once, so the innermost loops copy without bounds tests."""
-    N, H, W, C = x.shape
-    _, Ho, Wo, KH, KW, _ = cols.shape
+    x is (N, H, W*C) and cols (N, Ho, Wo, KH, KW*C): one window row (p) of window (i, j) is KW
+    neighbouring pixels with all their channels, KW*C numbers that lie next to each other in x's row
+    and in cols. The loops run in cols' order, so each window row is one contiguous copy (reads and
+    writes in order, which is what makes this pass fast), except at the image border, where the pixels
+    outside are zeros."""
+    N, H, WC = x.shape
+    _, Ho, Wo, KH, KWC = cols.shape
+    W, KW = WC // C, KWC // C
     for n in prange(N):
         for i in range(Ho):
-            for p in range(KH):
-                r = i * stride + p - pad
-                for q in range(KW):
-                    j_lo, j_hi = _valid_range(stride, q - pad, W, Wo)
+            for j in range(Wo):
+                left = j * stride - pad           # the window's first column (may be < 0)
+                inside = left >= 0 and left + KW <= W
+                for p in range(KH):
+                    r = i * stride + p - pad
+                    out = cols[n, i, j, p]
                     if r < 0 or r >= H:
-                        j_lo, j_hi = 0, 0
-                    for j in range(Wo):
-                        if j < j_lo or j >= j_hi:
-                            for c in range(C):
-                                cols[n, i, j, p, q, c] = 0
-                    if C == 1:      # a grey image: one number per pixel, no channel loop
-                        for j in range(j_lo, j_hi):
-                            cols[n, i, j, p, q, 0] = x[n, r, j * stride + q - pad, 0]
+                        out[:] = 0
+                    elif inside:                  # the whole window row is in the image: one copy
+                        src = x[n, r]
+                        start = left * C
+                        for k in range(KWC):
+                            out[k] = src[start + k]
                     else:
-                        for j in range(j_lo, j_hi):
-                            col = j * stride + q - pad
+                        src = x[n, r]
+                        for q in range(KW):
+                            col = left + q
                             for c in range(C):
-                                cols[n, i, j, p, q, c] = x[n, r, col, c]
+                                out[q * C + c] = src[col * C + c] if 0 <= col < W else 0
 
 
 @njit(**JIT)
@@ -97,8 +104,8 @@ def im2col(x, KH, KW, stride=1, pad=0):
     """Twin of minicap.nn.conv.im2col: (N, H, W, C) -> (N*Ho*Wo, KH*KW*C)."""
     N, H, W, C = x.shape
     Ho, Wo = _out_size(H, KH, stride, pad), _out_size(W, KW, stride, pad)
-    cols = np.empty((N, Ho, Wo, KH, KW, C), dtype=x.dtype)
-    _im2col(np.ascontiguousarray(x), cols, stride, pad)
+    cols = np.empty((N, Ho, Wo, KH, KW * C), dtype=x.dtype)
+    _im2col(np.ascontiguousarray(x).reshape(N, H, W * C), cols, C, stride, pad)
     return cols.reshape(N * Ho * Wo, KH * KW * C)
 
 

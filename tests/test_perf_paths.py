@@ -70,3 +70,29 @@ def test_validation_scores_equal_the_full_evaluation():
     for key in (*VALIDATION_METRICS, "BLEU-1", "caption_accuracy", "images"):
         assert quick[key] == full[key], key
     assert 0 < quick["CIDEr"] and 0 < quick["BLEU-4"] < 1
+
+
+@pytest.mark.parametrize("C,KH,KW,stride,pad", [(1, 3, 3, 1, 1), (16, 3, 3, 1, 1), (3, 2, 3, 2, 0), (2, 3, 3, 3, 2),
+                                                (4, 5, 5, 1, 3)])
+def test_im2col_kernel_copies_exactly_what_the_reference_copies(C, KH, KW, stride, pad):
+    """im2col only copies numbers (and zeros at the border), so the kernel must agree bit for bit,
+    including windows that hang over more than one border (pad 3 with a 5x5 kernel on a 4-wide image)."""
+    import kernels.conv as KC
+    from minicap.nn import conv
+    rng = np.random.default_rng(C + KH + stride + pad)
+    for dtype in (np.float32, np.float64):
+        x = rng.standard_normal((2, 7, 4, C)).astype(dtype)
+        np.testing.assert_array_equal(KC.im2col(x, KH, KW, stride, pad), conv.im2col(x, KH, KW, stride, pad))
+
+
+def test_encoding_without_caches_gives_the_training_forward_features():
+    from minicap.models import encoder
+    params = encoder.init_params(np.random.default_rng(0))
+    images = np.random.default_rng(1).random((5, 60, 60)).astype(np.float32)
+    feats, caches = encoder.features_forward(images, params)
+    fast, none = encoder.features_forward(images, params, need_cache=False)
+    assert none is None and caches
+    np.testing.assert_array_equal(fast, feats)
+    # encode() runs small batches (encoder.ENCODE_BATCH); a batch of 2 must not change the result
+    np.testing.assert_allclose(encoder.encode(images, params, batch_size=2), feats.reshape(5, 49, -1),
+                               rtol=1e-6, atol=1e-6)
