@@ -34,18 +34,6 @@ def _out_size(size, kernel, stride, pad):
 
 # --- im2col / col2im --------------------------------------------------------------------------------
 @njit(**JIT)
-def _valid_range(stride, offset, size, n_out):
-    """The outputs j whose input position j*stride + offset lies inside [0, size): j_lo <= j < j_hi."""
-    j_lo = 0
-    while j_lo < n_out and j_lo * stride + offset < 0:
-        j_lo += 1
-    j_hi = n_out
-    while j_hi > j_lo and (j_hi - 1) * stride + offset >= size:
-        j_hi -= 1
-    return j_lo, j_hi
-
-
-@njit(**JIT)
 def _im2col(x, cols, C, stride, pad):
     """cols[n, i, j, p, (q, c)] = x[n, i*s + p - pad, (j*s + q - pad, c)], or 0 outside the image.
 
@@ -81,23 +69,36 @@ def _im2col(x, cols, C, stride, pad):
 
 
 @njit(**JIT)
-def _col2im(dcols, dx, stride, pad):
-    """dx[n, r, col, c] = sum of dcols[n, i, j, p, q, c] over the windows that copied that pixel."""
-    N, H, W, C = dx.shape
-    _, Ho, Wo, KH, KW, _ = dcols.shape
+def _col2im(dcols, dx, C, stride, pad):
+    """dx[n, r, (col, c)] = sum of dcols[n, i, j, p, (q, c)] over the windows that copied that pixel.
+
+    The adjoint of _im2col, with the same shapes ((N, H, W*C) and (N, Ho, Wo, KH, KW*C)) and loop
+    order: each window row is added back onto its KW*C neighbouring numbers of dx in one contiguous
+    pass; the parts that fell on the zero padding are dropped."""
+    N, H, WC = dx.shape
+    _, Ho, Wo, KH, KWC = dcols.shape
+    W, KW = WC // C, KWC // C
     for n in prange(N):
         dx[n] = 0
         for i in range(Ho):
-            for p in range(KH):
-                r = i * stride + p - pad
-                if r < 0 or r >= H:
-                    continue
-                for q in range(KW):
-                    j_lo, j_hi = _valid_range(stride, q - pad, W, Wo)
-                    for j in range(j_lo, j_hi):
-                        col = j * stride + q - pad
-                        for c in range(C):
-                            dx[n, r, col, c] += dcols[n, i, j, p, q, c]
+            for j in range(Wo):
+                left = j * stride - pad
+                inside = left >= 0 and left + KW <= W
+                for p in range(KH):
+                    r = i * stride + p - pad
+                    if r < 0 or r >= H:
+                        continue
+                    src, dst = dcols[n, i, j, p], dx[n, r]
+                    if inside:
+                        start = left * C
+                        for k in range(KWC):
+                            dst[start + k] += src[k]
+                    else:
+                        for q in range(KW):
+                            col = left + q
+                            if 0 <= col < W:
+                                for c in range(C):
+                                    dst[col * C + c] += src[q * C + c]
 
 
 def im2col(x, KH, KW, stride=1, pad=0):
@@ -113,9 +114,9 @@ def col2im(dcols, x_shape, KH, KW, stride=1, pad=0):
     """Twin of minicap.nn.conv.col2im: (N*Ho*Wo, KH*KW*C) -> x_shape."""
     N, H, W, C = x_shape
     Ho, Wo = _out_size(H, KH, stride, pad), _out_size(W, KW, stride, pad)
-    dx = np.empty(x_shape, dtype=dcols.dtype)
-    _col2im(np.ascontiguousarray(dcols).reshape(N, Ho, Wo, KH, KW, C), dx, stride, pad)
-    return dx
+    dx = np.empty((N, H, W * C), dtype=dcols.dtype)
+    _col2im(np.ascontiguousarray(dcols).reshape(N, Ho, Wo, KH, KW * C), dx, C, stride, pad)
+    return dx.reshape(x_shape)
 
 
 # --- convolution ------------------------------------------------------------------------------------

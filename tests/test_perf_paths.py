@@ -96,3 +96,18 @@ def test_encoding_without_caches_gives_the_training_forward_features():
     # encode() runs small batches (encoder.ENCODE_BATCH); a batch of 2 must not change the result
     np.testing.assert_allclose(encoder.encode(images, params, batch_size=2), feats.reshape(5, 49, -1),
                                rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("C,KH,KW,stride,pad", [(1, 3, 3, 1, 1), (16, 3, 3, 1, 1), (3, 2, 3, 2, 0), (2, 3, 3, 3, 2),
+                                                (4, 5, 5, 1, 3)])
+def test_col2im_kernel_matches_the_reference(C, KH, KW, stride, pad):
+    import kernels.conv as KC
+    from minicap.nn import conv
+    rng = np.random.default_rng(10 + C + KH + stride + pad)
+    x_shape = (2, 7, 4, C)
+    for dtype, tol in ((np.float32, 1e-5), (np.float64, 1e-12)):
+        cols = conv.im2col(np.zeros(x_shape, dtype), KH, KW, stride, pad)
+        dcols = rng.standard_normal(cols.shape).astype(dtype)
+        got, want = KC.col2im(dcols, x_shape, KH, KW, stride, pad), conv.col2im(dcols, x_shape, KH, KW, stride, pad)
+        assert got.dtype == dtype and got.shape == x_shape
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
