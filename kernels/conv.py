@@ -25,7 +25,8 @@ from numba import njit, prange
 # with two threads, 7.5 ms with one), and BLAS's own threads want the same cores. Set True to try it
 # on idle cores.
 PARALLEL = False
-JIT = dict(cache=True, error_model="numpy", parallel=PARALLEL)
+# nogil: the kernels release Python's lock, so encoder.encode can run batches on several threads.
+JIT = dict(cache=True, error_model="numpy", parallel=PARALLEL, nogil=True)
 
 
 def _out_size(size, kernel, stride, pad):

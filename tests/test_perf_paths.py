@@ -111,3 +111,27 @@ def test_col2im_kernel_matches_the_reference(C, KH, KW, stride, pad):
         got, want = KC.col2im(dcols, x_shape, KH, KW, stride, pad), conv.col2im(dcols, x_shape, KH, KW, stride, pad)
         assert got.dtype == dtype and got.shape == x_shape
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+def test_encoding_on_two_threads_gives_the_same_numbers():
+    from minicap.models import encoder
+    params = encoder.init_params(np.random.default_rng(0))
+    images = np.random.default_rng(2).random((7, 60, 60)).astype(np.float32)
+    one = encoder.encode(images, params, batch_size=2, threads=1)
+    np.testing.assert_array_equal(encoder.encode(images, params, batch_size=2, threads=2), one)
+    np.testing.assert_array_equal(encoder.encode(images, params, batch_size=2, threads=8), one)
+
+
+def test_kernel_threads(monkeypatch):
+    from minicap import backend
+    from minicap.errors import MinicapError
+    with backend.using("numpy"):
+        monkeypatch.setenv("NUMBA_NUM_THREADS", "4")
+        assert backend.kernel_threads() == 1
+    with backend.using("numba"):
+        assert backend.kernel_threads() == 4
+        monkeypatch.delenv("NUMBA_NUM_THREADS")
+        assert backend.kernel_threads() >= 1
+        monkeypatch.setenv("NUMBA_NUM_THREADS", "two")
+        with pytest.raises(MinicapError, match="NUMBA_NUM_THREADS"):
+            backend.kernel_threads()
