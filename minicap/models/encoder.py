@@ -74,8 +74,8 @@ N_CLASSES = 10
 DIGIT_CANVAS = 36   # training squares: a 28x28 digit at a random offset 0..8 each way
 # Images per CNN pass when encoding. Small, so that the im2col matrix a layer writes is still in the
 # CPU's cache when the product reads it: conv2's is 0.5 MB per 60x60 image, 133 MB for 256 images.
-# Measured (one thread, machine at load ~8): 1,024 canvases in 6.3 s with batches of 256, 3.5 s of 64,
-# 3.0 s of 16, 4.1 s of 4 (too thin for BLAS).
+# Measured (CPU seconds for 1,000 canvases, one thread, two rounds, shared machine at load ~7): batches
+# of 256: 1.40 / 1.78 s, 64: 1.22 / 1.07, 32: 1.14 / 0.99, 16: 1.10 / 1.03, 8: 1.12 / 0.99.
 ENCODE_BATCH = 32
 
 
