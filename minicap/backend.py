@@ -97,6 +97,21 @@ def get(name, backend=None):
     return _cache[key]
 
 
+def kernel_threads():
+    """How many threads minicap may use for work it splits itself (encoding a dataset's batches,
+    encoder.encode): 1 under the numpy backend (the reference stays single-threaded); under numba,
+    NUMBA_NUM_THREADS if it is set (as for the kernels' own threads), else the number of cores."""
+    if current() == "numpy":
+        return 1
+    value = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise MinicapError(f"NUMBA_NUM_THREADS={value!r} is not a whole number of threads") from None
+    return os.cpu_count() or 1
+
+
 @contextlib.contextmanager
 def using(name):
     """Run a block with backend `name`, then restore the previous one:

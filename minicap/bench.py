@@ -4,6 +4,7 @@ with the NumPy reference and with the Numba kernels.
     minicap bench                                   every workload, both backends, float32 and float64
     minicap bench --workload lstm_seq --backend numba --dtype float32 --repeat 21
     minicap bench --json                            a JSON list of result objects
+    minicap bench --cpu-time                        the process's CPU time instead of wall time (CLOCKS)
 
 Each measurement: build the workload (fixed random data, seed 0) under the chosen backend; run one
 iteration as a warm-up (Numba compiles its kernels here, or loads them from its cache); run one more
@@ -267,15 +268,28 @@ def add_rates(result, ceilings, quick=False):
     return result
 
 
-def measure(name, backend_name, dtype, repeat=7, quick=False):
+# The clocks a measurement can use: wall time (what a user waits), or the CPU time of this process (all
+# its threads), which leaves out the time spent waiting for a core that other programs hold.
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def measure(name, backend_name, dtype, repeat=7, quick=False, clock="wall"):
     """Time one workload with one backend and dtype. Returns the result dict (see the module docstring)."""
-    return measure_interleaved(name, [(backend_name, dtype)], repeat, quick)[0]
+    return measure_interleaved(name, [(backend_name, dtype)], repeat, quick, clock)[0]
 
 
-def measure_interleaved(name, configs, repeat=7, quick=False):
+def measure_interleaved(name, configs, repeat=7, quick=False, clock="wall"):
     """Time one workload under several (backend, dtype) configs, taking their samples in turn
     (config 1, config 2, ..., config 1, ...), so that on a shared machine a burst of load from other
-    programs lands on all of them alike and their ratios stay meaningful. Returns one result dict per config."""
+    programs lands on all of them alike and their ratios stay meaningful. Returns one result dict per config.
+
+    clock: "wall" (default) or "cpu" (CLOCKS). On a machine shared with other busy programs, wall time
+    includes the waits for a core, which hit a long iteration more than a short one; CPU time leaves
+    them out (not the slowdown from sharing the caches). With several threads, CPU time adds up every
+    thread's, so it is not a wall time."""
+    if clock not in CLOCKS:
+        raise MinicapError(f"unknown clock {clock!r}; choose one of: {', '.join(CLOCKS)}")
+    now = CLOCKS[clock]
     steps, firsts, losses = [], [], []
     for backend_name, dtype in configs:
         with backend.using(backend_name):
@@ -293,9 +307,9 @@ def measure_interleaved(name, configs, repeat=7, quick=False):
         for _ in range(repeat):
             for k, (backend_name, _) in enumerate(configs):
                 with backend.using(backend_name):
-                    start = time.perf_counter()
+                    start = now()
                     steps[k]()
-                    samples[k].append(time.perf_counter() - start)
+                    samples[k].append(now() - start)
     finally:
         if gc_was_on:
             gc.enable()
@@ -311,5 +325,5 @@ def measure_interleaved(name, configs, repeat=7, quick=False):
         median = statistics.median(samples[k])
         results.append({"workload": name, "backend": backend_name, "dtype": str(np.dtype(dtype)), "median_s": median,
                         "peak_mb": peak / 2 ** 20, "compile_s": max(firsts[k] - median, 0.0),
-                        "min_s": min(samples[k]), "repeat": repeat, "loss": losses[k]})
+                        "min_s": min(samples[k]), "repeat": repeat, "loss": losses[k], "clock": clock})
     return results

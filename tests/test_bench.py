@@ -161,3 +161,30 @@ def test_threads_must_be_positive(capsys):
     assert main(["bench", "--quick", "--threads", "0"]) == 2
     assert "--threads" in capsys.readouterr().err
 
+
+
+def test_cpu_time_clock_is_recorded_and_passed_to_a_child(capsys, monkeypatch):
+    results = run_json(capsys, "--cpu-time", "--workload", "lstm_seq", "--backend", "numba", "--dtype", "float32")
+    assert {r["clock"] for r in results} == {"cpu"} and all(r["median_s"] > 0 for r in results)
+    assert {r["clock"] for r in run_json(capsys, "--workload", "lstm_seq", "--backend", "numba",
+                                         "--dtype", "float32")} == {"wall"}
+    from minicap.commands import bench as command
+    monkeypatch.setattr(command, "_have_threadpoolctl", lambda: False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    argvs = []
+    real_run = command.subprocess.run
+
+    def run(argv, env, **kwargs):
+        argvs.append(argv)
+        return real_run(argv, env=env, **kwargs)
+
+    monkeypatch.setattr(command.subprocess, "run", run)
+    results = run_json(capsys, "--cpu-time", "--threads", "2", "--workload", "lstm_seq", "--backend", "numba",
+                       "--dtype", "float32")
+    assert "--cpu-time" in argvs[0] and {r["clock"] for r in results} == {"cpu"}
+
+
+def test_unknown_clock_is_refused():
+    from minicap.errors import MinicapError
+    with pytest.raises(MinicapError, match="clock"):
+        bench.measure("gemm", "numpy", "float32", repeat=1, quick=True, clock="sundial")

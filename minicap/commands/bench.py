@@ -4,6 +4,7 @@
     minicap bench --workload lstm_seq --backend numba --dtype float32 --repeat 21
     minicap bench --json                            a JSON list of result objects
     minicap bench --threads 2                       BLAS and Numba on 2 threads for the run
+    minicap bench --cpu-time                        CPU time instead of wall time (a busy shared machine)
 
 Every run times the `gemm` ceiling first and reports, beside each median, the achieved GFLOP/s and
 its share of that ceiling (the workloads, their operation counts and the timing method are in
@@ -38,7 +39,7 @@ def configure(parser):
                         help="timed iterations per measurement; the median is reported (default 7)")
     parser.add_argument("--json", action="store_true",
                         help="print a JSON list of objects with keys workload, backend, dtype, median_s, peak_mb, "
-                             "compile_s, min_s, repeat, loss, flops, gflops, ceiling_share, threads, "
+                             "compile_s, min_s, repeat, loss, clock, flops, gflops, ceiling_share, threads, "
                              "numba_threads")
     parser.add_argument("--peer", metavar="FILE",
                         help="the JSON list that torch_peer.py --json printed: add its median and the ratio "
@@ -46,6 +47,10 @@ def configure(parser):
     parser.add_argument("--threads", type=int, metavar="N",
                         help="run NumPy's BLAS and Numba on N threads (default: as the environment says; "
                              "the minicap command's BLAS default is 1)")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time with this process's CPU time instead of wall time: on a machine that other "
+                             "busy programs share, it leaves out the waits for a core (with --threads N > 1 "
+                             "it sums the threads)")
     parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)  # tiny sizes, for the tests
 
 
@@ -75,7 +80,8 @@ def _bench(args, workloads):
               f"{'compile_s':>11}{'GFLOP/s':>9}{'ceiling':>9}")
     for name in workloads:
         configs = [(backend_name, dtype) for dtype in dtypes for backend_name in backends]
-        measured = measure_interleaved(name, configs, repeat=args.repeat, quick=args.quick)
+        measured = measure_interleaved(name, configs, repeat=args.repeat, quick=args.quick,
+                                       clock="cpu" if args.cpu_time else "wall")
         if name == CEILING:   # the best gemm rate of each dtype in this run
             for result in measured:
                 rate = add_rates(result, {}, args.quick)["gflops"]
@@ -98,7 +104,8 @@ def _bench(args, workloads):
     else:
         _print_ratios(results)
         print("ceiling (gemm, the best of its rows): " + ", ".join(f"{d} {c:.1f} GFLOP/s" for d, c in ceilings.items())
-              + f"; threads: --threads {args.threads}, Numba {threads['numba_threads']}")
+              + f"; threads: --threads {args.threads}, Numba {threads['numba_threads']}"
+              + ("; clock: CPU time of this process" if args.cpu_time else ""))
     return 0
 
 
@@ -134,7 +141,8 @@ def _run_in_child(args):
     for flag, values in (("--workload", args.workload), ("--backend", args.backend), ("--dtype", args.dtype)):
         for value in values or []:
             argv += [flag, value]
-    argv += ["--json"] * args.json + ["--quick"] * args.quick + (["--peer", args.peer] if args.peer else [])
+    argv += ["--json"] * args.json + ["--quick"] * args.quick + ["--cpu-time"] * args.cpu_time
+    argv += ["--peer", args.peer] if args.peer else []
     child = subprocess.run(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     sys.stdout.write(child.stdout)
     sys.stderr.write(child.stderr)

@@ -237,7 +237,8 @@ def run_train(args):
     extra = {"vocab": vocab.to_array(), **{f"encoder/{k}": v for k, v in encoder.items()}}
 
     def evaluate(run):
-        scores, _, _ = evaluate_model(run.params, config, vocab, val_feats, val_data)
+        # only the logged metrics (VALIDATION_METRICS): no METEOR or ROUGE-L, which nothing here reads
+        scores, _, _ = evaluate_model(run.params, config, vocab, val_feats, val_data, all_metrics=False)
         out = {"BLEU-4": scores["BLEU-4"], "CIDEr": scores["CIDEr"], "accuracy": scores["caption_accuracy"]}
         if scores["attention_localisation"] is not None:
             out["localisation"] = scores["attention_localisation"]

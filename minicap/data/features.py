@@ -51,15 +51,16 @@ def default_cache_dir():
 
 def _encode_in_batches(images, params, progress, batch_size=256):
     """encoder.encode(images, params), with a progress bar when progress is true (on a terminal; a
-    pipe or a log file gets one line, not hundreds of carriage-return fragments)."""
+    pipe or a log file gets one line, not hundreds of carriage-return fragments). batch_size: images
+    per step of the bar (the encoder runs its own smaller batches, encoder.ENCODE_BATCH)."""
     if not progress:
-        return encoder.encode(images, params, batch_size)
+        return encoder.encode(images, params)
     if not sys.stderr.isatty():
         print(f"encoding {len(images)} images with the frozen encoder", file=sys.stderr)
-        return encoder.encode(images, params, batch_size)
+        return encoder.encode(images, params)
     from tqdm import tqdm
     starts = tqdm(range(0, len(images), batch_size), desc="encode", unit="batch", dynamic_ncols=True)
-    return np.concatenate([encoder.encode(images[i:i + batch_size], params, batch_size) for i in starts])
+    return np.concatenate([encoder.encode(images[i:i + batch_size], params) for i in starts])
 
 
 def images_hash(images):

@@ -191,7 +191,8 @@ def image_backward(dh0, dc0, da_proj, dg, cache, grads):
     if cache_g is not None:
         _, grads["W_img"], grads["b_img"] = affine_backward(dg_init + dg, cache_g)
     if cache_proj is not None:
-        _, grads["W_att"], grads["b_att"] = temporal_affine_backward(da_proj, cache_proj)
+        # the features are frozen: no gradient for them (need_dx=False skips a product as large as a Wa)
+        _, grads["W_att"], grads["b_att"] = temporal_affine_backward(da_proj, cache_proj, need_dx=False)
 
 
 # --- one decoder step ---------------------------------------------------------------------------

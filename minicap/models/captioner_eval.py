@@ -20,6 +20,9 @@ import numpy as np
 
 from minicap.data import DIGIT_WORDS, TEMPLATE_NAMES, render_caption
 from minicap.metrics import score_corpus
+from minicap.metrics.bleu import bleu
+from minicap.metrics.cider import cider_d
+from minicap.metrics.score import tokenize_corpus
 
 SWAPPED = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
 
@@ -58,10 +61,26 @@ def attention_localisation(words, alphas, data, image_size=60):
     return (hits / total if total else None), total
 
 
-def evaluate_captions(captions, data, alphas=None):
-    """All scores of captions (N strings, one per image of data). alphas: N arrays (n_i, L) or None."""
+# The corpus metrics a validation during training computes (what it logs and selects on); `evaluate` and
+# the end of training compute them all. METEOR alone took ~6% of a default captioner run's time.
+VALIDATION_METRICS = ("BLEU-4", "CIDEr")
+
+
+def _bleu_cider(refs, cands):
+    """BLEU-1..4 and CIDEr only (the same values score_corpus gives them)."""
+    _, ref_tokens, cand_tokens = tokenize_corpus(refs, cands, "the captions")
+    (b1, b2, b3, b4), _ = bleu(ref_tokens, cand_tokens)
+    cider, _ = cider_d(ref_tokens, cand_tokens)
+    return {"BLEU-1": float(b1), "BLEU-2": float(b2), "BLEU-3": float(b3), "BLEU-4": float(b4), "CIDEr": float(cider)}
+
+
+def evaluate_captions(captions, data, alphas=None, all_metrics=True):
+    """All scores of captions (N strings, one per image of data). alphas: N arrays (n_i, L) or None.
+    all_metrics=False scores only BLEU-1..4 and CIDEr of the corpus metrics (VALIDATION_METRICS; no
+    METEOR or ROUGE-L): the validations during training, which log and select on those."""
     refs = references(data)
-    scores = score_corpus({i: r for i, r in enumerate(refs)}, {i: c for i, c in enumerate(captions)})
+    refs, cands = {i: r for i, r in enumerate(refs)}, {i: c for i, c in enumerate(captions)}
+    scores = score_corpus(refs, cands) if all_metrics else _bleu_cider(refs, cands)
     correct = np.array([data.is_correct(i, c) for i, c in enumerate(captions)])
     two = data.n_digits == 2
     scores["caption_accuracy"] = float(correct.mean())
@@ -76,11 +95,11 @@ def evaluate_captions(captions, data, alphas=None):
     return scores
 
 
-def evaluate_model(params, config, vocab, features, data, beam_size=1):
-    """Decode every image (greedy, or beam search with beam_size > 1) and score the captions.
-    Returns (scores dict, captions list, hypotheses)."""
+def evaluate_model(params, config, vocab, features, data, beam_size=1, all_metrics=True):
+    """Decode every image (greedy, or beam search with beam_size > 1) and score the captions
+    (all_metrics: see evaluate_captions). Returns (scores dict, captions list, hypotheses)."""
     from minicap.models.captioner import generate
     hyps = generate(params, config, features, beam_size=beam_size)
     captions = [vocab.decode(h.tokens) for h in hyps]
     alphas = None if config.attention == "none" else [h.extras["alpha"] for h in hyps]
-    return evaluate_captions(captions, data, alphas), captions, hyps
+    return evaluate_captions(captions, data, alphas, all_metrics), captions, hyps

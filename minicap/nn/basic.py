@@ -47,11 +47,22 @@ def embedding_forward(idx, W, null_idx=None):
 def embedding_backward(dout, cache):
     """dout: S + (E,). Returns dW: (V, E), the sum of dout over every position holding each word.
 
-    np.add.at accumulates repeated indices (a plain dW[idx] += dout would keep only the last one).
+    A word can occur at many positions, so its rows must be summed: a plain dW[idx] += dout would keep
+    only the last one. np.add.at(dW, idx, rows) does the sum but one row at a time (slow: it was ~2% of
+    a captioner step). Here the positions are sorted by word, so each word's rows are adjacent, and
+    np.add.reduceat sums each run of equal words in one call:
+
+        words:  [3, 0, 3, 1]  -> sorted [0, 1, 3, 3] (stable: positions keep their order)
+        runs start at [0, 1, 2];  dW[[0, 1, 3]] = [row of 0, row of 1, sum of the two rows of 3]
     """
     idx, W_shape, null_idx = cache
+    words, rows = idx.reshape(-1), dout.reshape(-1, W_shape[1])
     dW = np.zeros(W_shape, dtype=dout.dtype)
-    np.add.at(dW, idx.reshape(-1), dout.reshape(-1, W_shape[1]))
+    if words.size:
+        order = np.argsort(words, kind="stable")
+        sorted_words = words[order]
+        starts = np.flatnonzero(np.r_[True, sorted_words[1:] != sorted_words[:-1]])  # first row of each run
+        dW[sorted_words[starts]] = np.add.reduceat(rows[order], starts, axis=0)
     if null_idx is not None:
         dW[null_idx] = 0
     return dW

@@ -13,12 +13,17 @@ def temporal_affine_forward(x, W, b):
     return x @ W + b, (x, W)
 
 
-def temporal_affine_backward(dout, cache):
-    """dout: (N, T, M). Returns dx (N, T, D), dW (D, M), db (M,): the weight gradients sum over N and T."""
+def temporal_affine_backward(dout, cache, need_dx=True):
+    """dout: (N, T, M). Returns dx (N, T, D), dW (D, M), db (M,): the weight gradients sum over N and T.
+
+    need_dx=False returns None for dx and skips its product: the input may need no gradient (the
+    captioner's projection a Wa of frozen CNN features).
+    """
     x, W = cache
     D, M = W.shape
     dW = x.reshape(-1, D).T @ dout.reshape(-1, M)
-    return dout @ W.T, dW, dout.reshape(-1, M).sum(axis=0)
+    dx = dout @ W.T if need_dx else None
+    return dx, dW, dout.reshape(-1, M).sum(axis=0)
 
 
 def log_softmax(x, axis=-1):
