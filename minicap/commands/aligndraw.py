@@ -1,10 +1,15 @@
 """`minicap train aligndraw` and the alignDRAW branch of `minicap generate`.
 
     minicap train aligndraw [--data mnist-captions] [--out DIR] [--steps N] [--no-align] [--resume]
+                            [--canvases fresh|fixed] [--lr-halflife N]
+    minicap roundtrip CHECKPOINT --captioner CAPTIONER [--temperature TAU] [--pixels mean|sample]
     minicap generate CHECKPOINT "the digit three is at the top of the digit one" [MORE CAPTIONS] [--n 8]
                      --out FILE.png [--gif FILE.gif]
 
-Training writes OUT/last.npz and OUT/best.npz (kind "aligndraw", best = lowest validation bound) with a
+By default every batch is 64 new canvases drawn from the run's own rng (the training digits, the
+held-out combinations excluded), and the learning rate halves every 1,500 steps; --canvases fixed
+trains on --train-size fixed canvases instead (the behaviour before; a run saved before these options
+existed resumes that way). Training writes OUT/last.npz and OUT/best.npz (kind "aligndraw", best = lowest validation bound) with a
 config that holds the model sizes and the caption vocabulary, so generating needs nothing else. At the
 end it prints the bound on the captioned-MNIST test split (and on the novel split).
 
