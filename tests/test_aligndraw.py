@@ -257,8 +257,10 @@ def test_settings_of_a_run_from_before_fresh_canvases_keep_the_fixed_set():
     old = {k: v for k, v in aligndraw_cli._settings(args).items() if k not in ("canvases", "lr_halflife")}
     resumed = aligndraw_cli._settings(args, old)
     assert resumed["canvases"] == "fixed" and resumed["lr_halflife"] == 0
-    new = aligndraw_cli._settings(args)
-    assert new["canvases"] == "fresh" and new["lr_halflife"] > 0
+    new = aligndraw_cli._settings(args, None)
+    assert new["canvases"] == "fresh" and new["lr_halflife"] == aligndraw_cli.DEFAULTS["lr_halflife"]
+    with pytest.raises(MinicapError, match="lr-halflife"):     # fixed on resume, like the other training options
+        aligndraw_cli._settings(parser.parse_args(["--lr-halflife", "100"]), old)
 
 
 # --- the command line -------------------------------------------------------------------------------
