@@ -32,8 +32,9 @@ KIND = "aligndraw"
 SAMPLE_TEMPERATURE = 0.5
 
 # training defaults (the model sizes are aligndraw.default_config's)
-# lr_halflife 0 (constant): halving the rate every 1,500 steps left the default run 17 nats behind a
-# constant rate at step 2,500 (docs/aligndraw.md); at this budget the model is far from converged.
+# lr_halflife 0 (constant): halving the rate every 1,500 steps left a fresh-canvas run 10 nats (validation
+# bound) behind the same run at a constant rate at step 2,500 (docs/aligndraw.md): at this budget the model
+# is far from converged, and a lower rate only slows it.
 DEFAULTS = dict(steps=5500, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvases="fresh", train_size=10000,
                 val_size=500, test_size=1000, eval_every=500)
 # what a checkpoint written before these options existed was trained with (a resume keeps it)
