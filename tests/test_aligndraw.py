@@ -193,6 +193,76 @@ def test_train_step_learns_a_little():
     assert held_out_bound() < 0.8 * before
 
 
+def test_sample_captioned_mnist_draws_from_the_rng_and_keeps_the_held_out_combinations_out():
+    """Fresh canvases: the same rng state gives the same canvases, the next draw new ones; training canvases
+    never hold a held-out (template, slot, digit) combination and novel ones always do; training digits only."""
+    from minicap.data import banned_digits, caption_accuracy
+    from minicap.data.captioned_mnist import N_DIGITS, _violates_ban, sample_captioned_mnist
+    from minicap.data.mnist import mnist_5k_split_indices
+    a = sample_captioned_mnist(np.random.default_rng(5), 300)
+    b = sample_captioned_mnist(np.random.default_rng(5), 300)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert a.captions == b.captions and len(a) == 300 and a.images.shape == (300, 60, 60)
+    rng = np.random.default_rng(5)
+    sample_captioned_mnist(rng, 300)
+    assert not np.array_equal(sample_captioned_mnist(rng, 300).images, a.images)
+    assert not _violates_ban(a.template, a.digits, banned_digits()).any()
+    novel = sample_captioned_mnist(np.random.default_rng(6), 200, "novel")
+    assert _violates_ban(novel.template, novel.digits, banned_digits()).all()
+    assert np.isin(a.source[a.source >= 0], mnist_5k_split_indices()["train"]).all()
+    assert caption_accuracy(a.captions, a) == 1.0 and (a.n_digits == N_DIGITS[a.template]).all()
+    with pytest.raises(MinicapError):
+        sample_captioned_mnist(np.random.default_rng(0), 4, "nope")
+
+
+def test_learning_rate_halves_every_halflife():
+    assert ad.learning_rate(1e-3, 0, 1500) == 1e-3
+    assert ad.learning_rate(1e-3, 1500, 1500) == pytest.approx(5e-4)
+    assert ad.learning_rate(1e-3, 4500, 1500) == pytest.approx(1.25e-4)
+    assert ad.learning_rate(1e-3, 4500, 0) == 1e-3
+
+
+def test_fresh_canvas_train_step_sets_the_learning_rate_and_draws_new_canvases():
+    """make_train_step without a fixed set: every batch is new (two steps from the same state agree, the
+    next one differs), and the optimizer's rate follows learning_rate(lr, run.step, halflife)."""
+    from minicap.data import make_captioned_mnist
+    from minicap.optim import make_optimizer
+    from minicap.train import Run
+    vocab = Vocabulary.build(make_captioned_mnist("train", n=64).captions)
+    config = ad.default_config(vocab_size=len(vocab), T=2, enc_size=6, dec_size=6, z_size=3, embed_size=4,
+                               lang_size=3, align_size=4)
+    params = ad.init_params(config, np.random.default_rng(0))
+
+    def fresh_run(step):
+        return Run(kind="aligndraw", config=config, params=params, optimizer=make_optimizer("adam", lr=1.0),
+                   rng=np.random.default_rng(1), step=step)
+    step = ad.make_train_step(config, None, None, None, 8, vocab=vocab, lr=1e-3, lr_halflife=10)
+    one, two = fresh_run(20), fresh_run(20)
+    first = step(one)
+    assert one.optimizer.lr == pytest.approx(2.5e-4)
+    assert step(two)[0] == first[0]
+    assert step(one)[0] != first[0]
+    with pytest.raises(ValueError):
+        ad.make_train_step(config, None, None, None, 8)
+
+
+def test_settings_of_a_run_from_before_fresh_canvases_keep_the_fixed_set():
+    """A checkpoint whose config has no 'canvases' / 'lr_halflife' was trained on a fixed set at a constant
+    rate: resuming it keeps both (the new defaults are for new runs)."""
+    import argparse
+    from minicap.commands import aligndraw as aligndraw_cli
+    parser = argparse.ArgumentParser(prog="minicap train aligndraw")
+    aligndraw_cli.configure(parser)
+    args = parser.parse_args([])
+    old = {k: v for k, v in aligndraw_cli._settings(args).items() if k not in ("canvases", "lr_halflife")}
+    resumed = aligndraw_cli._settings(args, old)
+    assert resumed["canvases"] == "fixed" and resumed["lr_halflife"] == 0
+    new = aligndraw_cli._settings(args, None)
+    assert new["canvases"] == "fresh" and new["lr_halflife"] == aligndraw_cli.DEFAULTS["lr_halflife"]
+    with pytest.raises(MinicapError, match="lr-halflife"):     # fixed on resume, like the other training options
+        aligndraw_cli._settings(parser.parse_args(["--lr-halflife", "100"]), old)
+
+
 # --- the command line -------------------------------------------------------------------------------
 def _cli(*args, cwd):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
@@ -204,7 +274,7 @@ def _cli(*args, cwd):
 def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("aligndraw") / "run"
     result = _cli("train", "aligndraw", "--out", out, "--steps", 4, "--T", 2, "--enc", 8, "--dec", 8, "--z", 4,
-                  "--train-size", 32, "--val-size", 8, "--eval-every", 2, cwd=out.parent)
+                  "--canvases", "fixed", "--train-size", 32, "--val-size", 8, "--eval-every", 2, cwd=out.parent)
     assert result.returncode == 0, result.stderr
     return out, result
 
@@ -217,10 +287,13 @@ def test_cli_train_writes_checkpoints_and_bounds(tiny_run):
     assert again.returncode == 2 and "--resume" in again.stderr
 
 
-def test_cli_resume_continues_exactly(tmp_path):
-    """4 steps, then --resume to 6, equal 6 straight steps bit for bit (parameters, optimizer, rng, data order)."""
+@pytest.mark.parametrize("canvases", ["fresh", "fixed"])
+def test_cli_resume_continues_exactly(tmp_path, canvases):
+    """4 steps, then --resume to 6, equal 6 straight steps bit for bit (parameters, optimizer, rng, data order),
+    with fresh canvases drawn from the run's rng and with a fixed set, the learning rate halving every 3 steps."""
     from minicap.checkpoint import load_checkpoint
-    small = ["--T", 2, "--enc", 8, "--dec", 8, "--z", 4, "--train-size", 32, "--val-size", 8, "--eval-every", 2]
+    small = ["--T", 2, "--enc", 8, "--dec", 8, "--z", 4, "--train-size", 32, "--val-size", 8, "--eval-every", 2,
+             "--canvases", canvases, "--lr-halflife", 3]
     assert _cli("train", "aligndraw", "--out", tmp_path / "split", "--steps", 4, *small, cwd=tmp_path).returncode == 0
     result = _cli("train", "aligndraw", "--out", tmp_path / "split", "--steps", 6, "--resume", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -229,6 +302,7 @@ def test_cli_resume_continues_exactly(tmp_path):
     assert a.step == b.step == 6
     for k in a.params:
         np.testing.assert_array_equal(a.params[k], b.params[k])
+    assert a.config["canvases"] == canvases and a.optimizer_state["lr"] == b.optimizer_state["lr"] == 1e-3 * 2 ** (-5 / 3)
 
 
 def test_cli_generate_png_and_gif(tiny_run):
@@ -314,6 +388,22 @@ def test_round_trip_counts_captions_that_state_the_prompt(tiny_run):
     # the tiny run trained on 32 captions: only prompts among them count as seen
     seen = aligndraw_cli.round_trip(out, lambda im: [""] * len(im), split="test", n=50, only_seen=True)
     assert 0 < seen["n"] < 50 and seen["n_prompts"] == 50
+    # pixels="sample": 0/1 pixels drawn from the means
+    sampled = aligndraw_cli.round_trip(out, lambda im: [""] * len(im), split="novel", n=5, only_seen=False,
+                                       pixels="sample")
+    assert set(np.unique(sampled["images"])) <= {0.0, 1.0}
+    assert not set(np.unique(wrong["images"])) <= {0.0, 1.0}
+
+
+def test_a_fresh_canvas_run_has_seen_every_test_prompt(tmp_path):
+    """Trained on fresh canvases, every combination the test split holds was a training combination."""
+    from minicap.commands import aligndraw as aligndraw_cli
+    result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 1, "--T", 1, "--enc", 4, "--dec", 4,
+                  "--z", 2, "--val-size", 4, "--eval-every", 1, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "fresh training canvases" in result.stdout
+    seen = aligndraw_cli.round_trip(tmp_path / "run", lambda im: [""] * len(im), split="test", n=20, only_seen=True)
+    assert seen["n"] == seen["n_prompts"] == 20
 
 
 @pytest.mark.slow

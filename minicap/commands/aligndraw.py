@@ -1,10 +1,15 @@
 """`minicap train aligndraw` and the alignDRAW branch of `minicap generate`.
 
     minicap train aligndraw [--data mnist-captions] [--out DIR] [--steps N] [--no-align] [--resume]
+                            [--canvases fresh|fixed] [--lr-halflife N]
+    minicap roundtrip CHECKPOINT --captioner CAPTIONER [--temperature TAU] [--pixels mean|sample]
     minicap generate CHECKPOINT "the digit three is at the top of the digit one" [MORE CAPTIONS] [--n 8]
                      --out FILE.png [--gif FILE.gif]
 
-Training writes OUT/last.npz and OUT/best.npz (kind "aligndraw", best = lowest validation bound) with a
+By default every batch is 64 new canvases drawn from the run's own rng (the training digits, the
+held-out combinations excluded); --lr-halflife N halves the learning rate every N steps; --canvases fixed
+trains on --train-size fixed canvases instead (the behaviour before; a run saved before these options
+existed resumes that way). Training writes OUT/last.npz and OUT/best.npz (kind "aligndraw", best = lowest validation bound) with a
 config that holds the model sizes and the caption vocabulary, so generating needs nothing else. At the
 end it prints the bound on the captioned-MNIST test split (and on the novel split).
 
@@ -27,8 +32,13 @@ KIND = "aligndraw"
 SAMPLE_TEMPERATURE = 0.5
 
 # training defaults (the model sizes are aligndraw.default_config's)
-DEFAULTS = dict(steps=4000, batch=64, lr=1e-3, clip=10.0, train_size=10000, val_size=500, test_size=1000,
-                eval_every=500)
+# lr_halflife 0 (constant): halving the rate every 1,500 steps left a fresh-canvas run 10 nats (validation
+# bound) behind the same run at a constant rate at step 2,500 (docs/aligndraw.md): at this budget the model
+# is far from converged, and a lower rate only slows it.
+DEFAULTS = dict(steps=5500, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvases="fresh", train_size=10000,
+                val_size=500, test_size=1000, eval_every=500)
+# what a checkpoint written before these options existed was trained with (a resume keeps it)
+LEGACY = dict(canvases="fixed", lr_halflife=0)
 
 
 def configure(parser):
@@ -44,6 +54,12 @@ def configure(parser):
     parser.add_argument("--steps", type=positive_int, default=None, help=f"train up to this many steps (default {DEFAULTS['steps']})")
     parser.add_argument("--batch", type=positive_int, default=None, help=f"images per step (default {DEFAULTS['batch']})")
     parser.add_argument("--lr", type=positive_float, default=None, help=f"Adam learning rate (default {DEFAULTS['lr']})")
+    parser.add_argument("--lr-halflife", type=int_range(0, 10**9), default=None,
+                        help=f"halve the learning rate every N steps, lr 2^(-step/N) (default {DEFAULTS['lr_halflife']}; "
+                             f"0: constant)")
+    parser.add_argument("--canvases", choices=("fresh", "fixed"), default=None,
+                        help="fresh: new canvases for every batch, drawn from the training digits with the held-out "
+                             "combinations excluded (default); fixed: batches from --train-size fixed canvases")
     parser.add_argument("--clip", type=positive_float, default=None,
                         help=f"clip each parameter's gradient to this norm (default {DEFAULTS['clip']}, as the paper)")
     parser.add_argument("--no-align", action="store_true",
@@ -53,7 +69,8 @@ def configure(parser):
     parser.add_argument("--dec", type=positive_int, default=None, help="generator LSTM size (default 256)")
     parser.add_argument("--z", type=positive_int, default=None, help="latent size per step (default 100)")
     parser.add_argument("--train-size", type=positive_int, default=None,
-                        help=f"captioned images to train on (default {DEFAULTS['train_size']})")
+                        help=f"with --canvases fixed, the captioned images to train on (default "
+                             f"{DEFAULTS['train_size']}); with fresh canvases, only the vocabulary is read from them")
     parser.add_argument("--val-size", type=positive_int, default=None,
                         help=f"validation images for the bound printed while training (default {DEFAULTS['val_size']})")
     parser.add_argument("--eval-every", type=positive_int, default=None,
@@ -62,19 +79,22 @@ def configure(parser):
 
 
 # options that define the model and its data: a resumed run must keep them
-FIXED_ON_RESUME = ("batch", "lr", "clip", "train_size", "val_size", "T", "enc_size", "dec_size", "z_size", "align",
-                   "seed")
+FIXED_ON_RESUME = ("batch", "lr", "lr_halflife", "canvases", "clip", "train_size", "val_size", "T", "enc_size",
+                   "dec_size", "z_size", "align", "seed")
 
 
 def _settings(args, previous=None):
     """The defaults, then the checkpoint's settings (on resume), then the command line."""
-    given = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "clip": args.clip,
+    given = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "lr_halflife": args.lr_halflife,
+             "canvases": args.canvases, "clip": args.clip,
              "train_size": args.train_size, "val_size": args.val_size, "eval_every": args.eval_every,
              "T": args.T, "enc_size": args.enc, "dec_size": args.dec, "z_size": args.z,
              "align": False if args.no_align else None, "seed": args.seed}
     from minicap.models.aligndraw import default_config
     model_defaults = default_config()
     defaults = dict(DEFAULTS, seed=0, **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align")})
+    if previous:   # a run from before --canvases / --lr-halflife keeps what it was trained with
+        previous = dict(LEGACY, **previous)
     return merge_settings(given, previous, defaults, FIXED_ON_RESUME, args.out,
                           flags={"enc_size": "enc", "dec_size": "dec", "z_size": "z", "align": "no-align"})
 
@@ -103,7 +123,10 @@ def run_train(args):
     cfg = _settings(args, previous)
     seed = cfg["seed"]
 
-    print(f"generating captioned MNIST: {cfg['train_size']} training and {cfg['val_size']} validation images")
+    if cfg["canvases"] == "fresh":
+        print(f"captioned MNIST: fresh training canvases for every batch; {cfg['val_size']} validation images")
+    else:
+        print(f"generating captioned MNIST: {cfg['train_size']} training and {cfg['val_size']} validation images")
     data = make_captioned_mnist("train", n=cfg["train_size"], seed=seed)
     vocab = Vocabulary(previous["vocab"]) if previous else Vocabulary.build(data.captions)
     words, mask = ad.encode_words(data.captions, vocab)
@@ -136,7 +159,12 @@ def run_train(args):
     def on_log(run, smooth):
         return f"step {run.step}: training bound {smooth:.1f} nats"
 
-    train_step = ad.make_train_step(model, data.images, words, mask, cfg["batch"])
+    if cfg["canvases"] == "fresh":
+        train_step = ad.make_train_step(model, None, None, None, cfg["batch"], vocab=vocab, lr=cfg["lr"],
+                                        lr_halflife=cfg["lr_halflife"])
+    else:
+        train_step = ad.make_train_step(model, data.images, words, mask, cfg["batch"], lr=cfg["lr"],
+                                        lr_halflife=cfg["lr_halflife"])
     train(run_, train_step, cfg["steps"], args.out, clip=("per_param", cfg["clip"]), log_every=100,
           evaluate=evaluate, eval_every=cfg["eval_every"], metric="val_bound", higher_is_better=False,
           checkpoint_every=cfg["eval_every"], on_log=on_log)
@@ -174,25 +202,33 @@ def test_bounds(path, n=1000, splits=("test", "novel")):
     return out
 
 
-def generate_for_captions(params, model, vocab, captions, rng, batch_size=250, temperature=SAMPLE_TEMPERATURE):
-    """One image (the Bernoulli means sigmoid(c_T)) per caption: (N, 60, 60) float32 in [0, 1]."""
+def generate_for_captions(params, model, vocab, captions, rng, batch_size=250, temperature=SAMPLE_TEMPERATURE,
+                          pixels="mean"):
+    """One image per caption: (N, 60, 60) float32 in [0, 1]. pixels="mean": the Bernoulli means
+    sigmoid(c_T) (the paper's MNIST samples); "sample": binary pixels drawn from them (the model's
+    own distribution over images, what the bound scores)."""
     from minicap.models import aligndraw as ad
     words, mask = ad.encode_words(captions, vocab)
-    out = [ad.generate(params, words[s:s + batch_size], mask[s:s + batch_size], model, rng, temperature=temperature)
-           for s in range(0, len(captions), batch_size)]
+    out = []
+    for s in range(0, len(captions), batch_size):
+        images = ad.generate(params, words[s:s + batch_size], mask[s:s + batch_size], model, rng,
+                             temperature=temperature)
+        out.append(ad.binarize(images, rng) if pixels == "sample" else images)
     return np.concatenate(out).astype(np.float32)
 
 
 def round_trip(path, caption_images, split="test", n=500, seed=0, only_seen=True, rng_seed=0,
-               temperature=SAMPLE_TEMPERATURE):
+               temperature=SAMPLE_TEMPERATURE, pixels="mean"):
     """The round trip: draw an image for each caption of a captioned-MNIST split, caption the drawing
     with `caption_images(images (N, 60, 60)) -> list of N captions` (the trained soft-attention
     captioner), and count the drawings whose caption states the prompt's digits and positions
     (minicap.data.caption_accuracy: "X left of Y" = "Y right of X").
 
     only_seen: keep only prompts whose exact caption occurs in the alignDRAW run's training captions
-    (the 'test' split; the 'novel' split holds only held-out combinations, never seen).
-    temperature: of the prior's samples (SAMPLE_TEMPERATURE above).
+    (the 'test' split; the 'novel' split holds only held-out combinations, never seen). A run trained
+    on fresh canvases saw every combination the test split can hold: every test prompt counts as seen.
+    temperature: of the prior's samples (SAMPLE_TEMPERATURE above); pixels: "mean" or "sample"
+    (generate_for_captions).
     Returns dict(accuracy, n, n_prompts, captions, data, images).
     """
     from minicap.checkpoint import load_checkpoint
@@ -200,12 +236,12 @@ def round_trip(path, caption_images, split="test", n=500, seed=0, only_seen=True
     params, model, vocab = load_model(path)
     data = make_captioned_mnist(split, n=n, seed=seed)
     n_prompts = len(data)
-    if only_seen:
-        config = load_checkpoint(resolve_checkpoint(path)).config
+    config = load_checkpoint(resolve_checkpoint(path)).config
+    if only_seen and config.get("canvases", "fixed") == "fixed":
         seen = set(make_captioned_mnist("train", n=config["train_size"], seed=config["seed"]).captions)
         data = data.subset(np.array([i for i, c in enumerate(data.captions) if c in seen], dtype=np.int64))
     images = generate_for_captions(params, model, vocab, data.captions, np.random.default_rng(rng_seed),
-                                   temperature=temperature)
+                                   temperature=temperature, pixels=pixels)
     captions = list(caption_images(images))
     return dict(accuracy=caption_accuracy(captions, data), n=len(data), n_prompts=n_prompts, captions=captions,
                 data=data, images=images)
@@ -246,6 +282,8 @@ def configure_roundtrip(parser):
     parser.add_argument("--temperature", type=nonnegative_float, default=SAMPLE_TEMPERATURE,
                         help=f"spread of the prior's samples: 1 samples the prior, 0 follows its mean "
                              f"(default {SAMPLE_TEMPERATURE})")
+    parser.add_argument("--pixels", choices=("mean", "sample"), default="mean",
+                        help="draw each pixel's Bernoulli mean sigmoid(c_T) (default) or a 0/1 sample from it")
 
 
 def run_roundtrip(args):
@@ -254,11 +292,11 @@ def run_roundtrip(args):
     caption_images = captioner_function(args.captioner, args.beam)
     splits = ("test", "novel") if args.split == "both" else (args.split,)
     report = {"checkpoint": str(resolve_checkpoint(args.checkpoint)), "captioner": str(args.captioner), "beam": args.beam,
-              "temperature": args.temperature}
+              "temperature": args.temperature, "pixels": args.pixels}
     rows = []
     for split in splits:
         result = round_trip(args.checkpoint, caption_images, split=split, n=args.n, only_seen=(split == "test"),
-                            rng_seed=args.seed, temperature=args.temperature)
+                            rng_seed=args.seed, temperature=args.temperature, pixels=args.pixels)
         report[f"{split}_round_trip_accuracy"] = result["accuracy"]
         report[f"{split}_prompts"] = result["n"]
         # the captioner on the split's real images: the ceiling the drawings are judged against

@@ -208,6 +208,25 @@ def make_captioned_mnist(split="train", n=None, seed=0, banned_seed=DEFAULT_BANN
                           split, int(seed), int(banned_seed))
 
 
+def sample_captioned_mnist(rng, n, split="train", banned_seed=DEFAULT_BANNED_SEED):
+    """n fresh captioned-MNIST examples drawn from a numpy Generator `rng` (not from a seed).
+
+    The same generator as make_captioned_mnist (same digit pool, placements and held-out combinations
+    of `split`), but every random number comes from `rng`, so a training loop can draw new canvases
+    for every batch from its own saved rng state and a resumed run continues exactly. make_captioned_mnist
+    stays the way to get a fixed, reproducible set. Returns CaptionedMNIST (its seed field is -1).
+    """
+    if split not in SPLITS:
+        raise MinicapError(f"unknown captioned-MNIST split {split!r}: choose one of {', '.join(SPLITS)}")
+    if int(n) < 1:
+        raise MinicapError(f"the number of examples must be >= 1, got {n}")
+    pool = mnist_5k_split_indices()[_DIGIT_POOL[split]]
+    all_images, all_labels = load_mnist_5k("all")
+    images, captions, template, digits, boxes, ink_boxes, source = _generate(
+        rng, int(n), pool, all_images, all_labels, banned_digits(banned_seed), want_banned=split == "novel")
+    return CaptionedMNIST(images, captions, template, digits, boxes, ink_boxes, source, split, -1, int(banned_seed))
+
+
 def _generate(rng, n, pool, all_images, all_labels, banned, want_banned):
     """Make n examples from one rng. pool: indices of the digits allowed; want_banned: the
     examples must (novel split) or must not (others) hold a banned combination.

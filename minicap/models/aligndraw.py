@@ -288,7 +288,7 @@ def forward(params, x, words, mask, eps, config):
 def backward(cache):
     """Gradients of forward's loss with respect to every parameter (a dict like params)."""
     params, steps, nll_cache, enc_caption_cache, h_lang, mean_weights, config = cache
-    lstm_step_backward = backend.get("lstm_step_backward")
+    gate_grads = backend.get("lstm_step_gate_grads")
     Z, R = config["z_size"], draw.read_size(config)
     Bt = nll_cache[1].shape[0]
     dnll = np.full(Bt, 1.0 / Bt, dtype=nll_cache[0].dtype)        # loss = mean over the batch
@@ -296,8 +296,11 @@ def backward(cache):
     dtype = dcanvas.dtype
     grads = {}
 
-    def add(name, value):
-        grads[name] = grads[name] + value if name in grads else value
+    def add(name, value):   # sum a parameter's gradient over the T steps (in place: fewer temporaries)
+        if name in grads:
+            grads[name] += value
+        else:
+            grads[name] = value.copy()
 
     def add_all(names, values):
         for name, value in zip(names, values):
@@ -308,13 +311,20 @@ def backward(cache):
     ds_mean = np.zeros((Bt, h_lang.shape[2]), dtype)
     dh_dec = dc_dec = np.zeros((Bt, config["dec_size"]), dtype)   # flowing in from step t + 1
     dh_enc = dc_enc = np.zeros((Bt, config["enc_size"]), dtype)
+    enc_das, dec_das = [], []   # each step's LSTM gate gradient da_t, last step first
+
+    def lstm_backward(dnext_h, dnext_c, lstm_cache, das):
+        """One LSTM step back: dx, dprev_h, dprev_c; da_t is kept for the weight gradients after the loop."""
+        da, dprev_c = gate_grads(dnext_h, dnext_c, lstm_cache)
+        das.append(da)
+        return da @ lstm_cache[3].T, da @ lstm_cache[4].T, dprev_c
+
     for (sig, read_cache, enc_cache, latent, prior_cache, kl_cache, align_cache, dec_cache,
          write_cache) in reversed(steps):
         # c_t = c_{t-1} + write(h_gen_t): the canvas gradient passes through unchanged
         dh_write, dparams = draw.write_step_backward(dcanvas, write_cache, config)
         add_all(dparams.keys(), dparams.values())
-        dinput, dh_dec, dc_dec, dWx, dWh, db = lstm_step_backward(dh_dec + dh_write, dc_dec, dec_cache)
-        add_all(["dec_Wx", "dec_Wh", "dec_b"], [dWx, dWh, db])
+        dinput, dh_dec, dc_dec = lstm_backward(dh_dec + dh_write, dc_dec, dec_cache, dec_das)
         dz, ds = dinput[:, :Z], dinput[:, Z:]
         # the sentence context s_t chose its words with h_gen_{t-1}
         if align_cache is not None:
@@ -338,8 +348,7 @@ def backward(cache):
         add_all(["mu_W", "mu_b", "ls_W", "ls_b"],
                 [h_enc.T @ dmu_q, dmu_q.sum(axis=0), h_enc.T @ dls_q, dls_q.sum(axis=0)])
         dh_enc = dh_enc + dmu_q @ params["mu_W"].T + dls_q @ params["ls_W"].T
-        dinput, dh_enc, dc_enc, dWx, dWh, db = lstm_step_backward(dh_enc, dc_enc, enc_cache)
-        add_all(["enc_Wx", "enc_Wh", "enc_b"], [dWx, dWh, db])
+        dinput, dh_enc, dc_enc = lstm_backward(dh_enc, dc_enc, enc_cache, enc_das)
         dh_dec = dh_dec + dinput[:, R:]                   # h_gen_{t-1} fed the inference network ...
         dx_hat, dh_read, dparams = draw.read_step_backward(np.ascontiguousarray(dinput[:, :R]), read_cache, config)
         add_all(dparams.keys(), dparams.values())
@@ -347,6 +356,11 @@ def backward(cache):
             dh_dec = dh_dec + dh_read
         # x_hat_t = x - sigmoid(c_{t-1}): the error image carries gradient back into the earlier canvas
         dcanvas = dcanvas - dx_hat * sig * (1 - sig)
+    # the LSTMs' weight gradients dWx = sum_t x_t^T da_t (and dWh, db) as ONE product over all T Bt rows
+    # (as draw.backward and the captioner): faster than T thin products added into weight-sized arrays
+    for prefix, das, index in (("enc_", enc_das, 2), ("dec_", dec_das, 7)):
+        grads[prefix + "Wx"], grads[prefix + "Wh"], grads[prefix + "b"] = nn.lstm_weight_grads(
+            [step[index] for step in reversed(steps)], das)
     grads["canvas0"] = dcanvas.sum(axis=0)
     for name, d in (("dec_h0", dh_dec), ("dec_c0", dc_dec), ("enc_h0", dh_enc), ("enc_c0", dc_enc)):
         grads[name] = d.sum(axis=0)
@@ -447,11 +461,37 @@ def held_out_set(split, n, vocab, seed=0):
     return data, x, words, mask
 
 
-def make_train_step(config, images, words, mask, batch_size):
+def learning_rate(base_lr, step, halflife):
+    """The step-decay schedule of the learning rate: base_lr 2^(-step / halflife), halved every
+    `halflife` steps (0 or None: constant). A function of the step alone, so a resumed run (and a run
+    resumed to a larger --steps) follows the same curve as a straight one."""
+    return base_lr if not halflife else base_lr * 2.0 ** (-step / halflife)
+
+
+def make_train_step(config, images, words, mask, batch_size, vocab=None, lr=None, lr_halflife=None):
     """A train_step(run) for minicap.train.train: a random batch of captioned images (freshly
-    binarised) with their captions, and fresh eps. Everything random comes from run.rng."""
+    binarised) with their captions, and fresh eps. Everything random comes from run.rng.
+
+    images, words, mask: a fixed training set to draw batches from; or images=None and a Vocabulary
+    `vocab`: every batch is a set of NEW canvases, drawn from run.rng by
+    captioned_mnist.sample_captioned_mnist (the training digits, the held-out combinations excluded),
+    so the model never sees the same canvas twice and resuming continues exactly.
+    lr, lr_halflife: if lr is given, the optimizer's learning rate is set to
+    learning_rate(lr, run.step, lr_halflife) before each step."""
+    from minicap.data.captioned_mnist import sample_captioned_mnist
+    if images is None and vocab is None:
+        raise ValueError("make_train_step needs a fixed training set (images, words, mask) or a vocab for fresh canvases")
+
     def train_step(run):
-        idx = run.rng.integers(0, len(images), size=batch_size)
-        x = binarize(images[idx], run.rng)
-        return loss(run.params, {"x": x, "words": words[idx], "mask": mask[idx]}, run.rng, config)
+        if lr is not None:
+            run.optimizer.lr = learning_rate(lr, run.step, lr_halflife)
+        if images is None:
+            data = sample_captioned_mnist(run.rng, batch_size, "train")
+            x = binarize(data.images, run.rng)
+            batch_words, batch_mask = encode_words(data.captions, vocab)
+        else:
+            idx = run.rng.integers(0, len(images), size=batch_size)
+            x = binarize(images[idx], run.rng)
+            batch_words, batch_mask = words[idx], mask[idx]
+        return loss(run.params, {"x": x, "words": batch_words, "mask": batch_mask}, run.rng, config)
     return train_step
