@@ -17,6 +17,8 @@ The update rules, for a parameter w with gradient g (all elementwise):
     Adam       m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  t += 1
                w -= lr (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
 """
+import math
+
 import numpy as np
 
 
@@ -138,6 +140,13 @@ class Adam(Optimizer):
 
 
 OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, Adagrad, RMSProp, Adam)}
+
+
+def cosine_lr(base_lr, step, steps):
+    """The cosine learning-rate schedule: base_lr at step 0 down to 0 at `steps` (and after),
+    base_lr (1 + cos(pi min(step / steps, 1))) / 2. A function of the step alone, so a resumed run
+    follows the same schedule as a straight one."""
+    return base_lr * 0.5 * (1 + math.cos(math.pi * min(step / steps, 1)))
 
 
 def make_optimizer(name, **hyperparams):

@@ -20,6 +20,7 @@ import numpy as np
 
 from minicap.commands.runs import merge_settings, open_run_folder, positive_float, positive_int, seed
 from minicap.errors import MinicapError
+from minicap.optim import cosine_lr
 
 DEFAULTS = {"steps": 1500, "batch": 64, "lr": 2e-3, "eval_every": 250}
 FIXED_ON_RESUME = ("batch", "lr", "channels", "seed")
@@ -109,7 +110,7 @@ def run(args):
 
     def train_step(run):
         # cosine decay from lr to 0 over the run: a function of the step, so a resumed run follows it exactly
-        run.optimizer.lr = cfg["lr"] * 0.5 * (1 + math.cos(math.pi * run.step / cfg["steps"]))
+        run.optimizer.lr = cosine_lr(cfg["lr"], run.step, cfg["steps"])
         batch = encoder.random_placement_batch(train_x, train_y, cfg["batch"], run.rng)
         return encoder.loss(run.params, batch)
 

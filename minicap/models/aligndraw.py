@@ -288,7 +288,6 @@ def forward(params, x, words, mask, eps, config):
 def backward(cache):
     """Gradients of forward's loss with respect to every parameter (a dict like params)."""
     params, steps, nll_cache, enc_caption_cache, h_lang, mean_weights, config = cache
-    gate_grads = backend.get("lstm_step_gate_grads")
     Z, R = config["z_size"], draw.read_size(config)
     Bt = nll_cache[1].shape[0]
     dnll = np.full(Bt, 1.0 / Bt, dtype=nll_cache[0].dtype)        # loss = mean over the batch
@@ -313,18 +312,12 @@ def backward(cache):
     dh_enc = dc_enc = np.zeros((Bt, config["enc_size"]), dtype)
     enc_das, dec_das = [], []   # each step's LSTM gate gradient da_t, last step first
 
-    def lstm_backward(dnext_h, dnext_c, lstm_cache, das):
-        """One LSTM step back: dx, dprev_h, dprev_c; da_t is kept for the weight gradients after the loop."""
-        da, dprev_c = gate_grads(dnext_h, dnext_c, lstm_cache)
-        das.append(da)
-        return da @ lstm_cache[3].T, da @ lstm_cache[4].T, dprev_c
-
     for (sig, read_cache, enc_cache, latent, prior_cache, kl_cache, align_cache, dec_cache,
          write_cache) in reversed(steps):
         # c_t = c_{t-1} + write(h_gen_t): the canvas gradient passes through unchanged
         dh_write, dparams = draw.write_step_backward(dcanvas, write_cache, config)
         add_all(dparams.keys(), dparams.values())
-        dinput, dh_dec, dc_dec = lstm_backward(dh_dec + dh_write, dc_dec, dec_cache, dec_das)
+        dinput, dh_dec, dc_dec = draw.lstm_step_backward_keeping_da(dh_dec + dh_write, dc_dec, dec_cache, dec_das)
         dz, ds = dinput[:, :Z], dinput[:, Z:]
         # the sentence context s_t chose its words with h_gen_{t-1}
         if align_cache is not None:
@@ -348,7 +341,7 @@ def backward(cache):
         add_all(["mu_W", "mu_b", "ls_W", "ls_b"],
                 [h_enc.T @ dmu_q, dmu_q.sum(axis=0), h_enc.T @ dls_q, dls_q.sum(axis=0)])
         dh_enc = dh_enc + dmu_q @ params["mu_W"].T + dls_q @ params["ls_W"].T
-        dinput, dh_enc, dc_enc = lstm_backward(dh_enc, dc_enc, enc_cache, enc_das)
+        dinput, dh_enc, dc_enc = draw.lstm_step_backward_keeping_da(dh_enc, dc_enc, enc_cache, enc_das)
         dh_dec = dh_dec + dinput[:, R:]                   # h_gen_{t-1} fed the inference network ...
         dx_hat, dh_read, dparams = draw.read_step_backward(np.ascontiguousarray(dinput[:, :R]), read_cache, config)
         add_all(dparams.keys(), dparams.values())

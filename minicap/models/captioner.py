@@ -35,7 +35,6 @@ location to be looked at about once over the caption.
 Shapes: N batch, T time steps (caption length + 1), L locations, D annotation size, E embedding,
 H LSTM size, A attention size, V vocabulary. Parameters live in a flat dict (see init_params).
 """
-import math
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -48,6 +47,7 @@ from minicap.nn import (affine_backward, affine_forward, deep_output_backward, d
                         relu_backward, relu_forward, sigmoid, tanh_backward, tanh_forward,
                         temporal_affine_backward, temporal_affine_forward)
 from minicap.nn.temporal import log_softmax
+from minicap.optim import cosine_lr
 
 ATTENTIONS = ("none", "soft", "hard")
 
@@ -451,7 +451,7 @@ def make_train_step(config, features, captions, batch_size, lr=None, steps=None)
 
     def train_step(run):
         if lr is not None:
-            run.optimizer.lr = lr * 0.5 * (1 + math.cos(math.pi * min(run.step / steps, 1)))
+            run.optimizer.lr = cosine_lr(lr, run.step, steps)
         idx = sample_minibatch(len(features), batch_size, run.rng)
         batch = {"features": features[idx], "captions": captions[idx]}
         if config.attention != "hard":

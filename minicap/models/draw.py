@@ -241,6 +241,16 @@ def forward(params, x, eps, config):
     return (float(per_image.mean()), parts), (steps, nll_cache, config, read_size(config))
 
 
+def lstm_step_backward_keeping_da(dnext_h, dnext_c, lstm_cache, das):
+    """One LSTM step back without its weight gradients: returns dx, dprev_h, dprev_c and appends the
+    gate gradient da_t (N, 4H) to das, for nn.lstm_weight_grads over all the steps after the loop
+    (DRAW's and alignDRAW's two LSTMs)."""
+    da, dprev_c = backend.get("lstm_step_gate_grads")(dnext_h, dnext_c, lstm_cache)
+    das.append(da)
+    Wx, Wh = lstm_cache[3], lstm_cache[4]
+    return da @ Wx.T, da @ Wh.T, dprev_c
+
+
 def backward(cache, per_step_weight_grads=False):
     """Gradients of forward's loss with respect to every parameter (a dict like params).
 
@@ -256,7 +266,6 @@ def backward(cache, per_step_weight_grads=False):
     """
     steps, nll_cache, config, R = cache
     _, lstm_step_backward = _lstm_step()
-    gate_grads = backend.get("lstm_step_gate_grads")
     Bt = nll_cache[1].shape[0]
     dnll = np.full(Bt, 1.0 / Bt, dtype=nll_cache[0].dtype)   # loss = mean over the batch
     dcanvas = bernoulli_nll_backward(dnll, nll_cache)
@@ -274,10 +283,7 @@ def backward(cache, per_step_weight_grads=False):
             dx, dprev_h, dprev_c, dWx, dWh, db = lstm_step_backward(dnext_h, dnext_c, lstm_cache)
             add(prefix + "Wx", dWx), add(prefix + "Wh", dWh), add(prefix + "b", db)
             return dx, dprev_h, dprev_c
-        da, dprev_c = gate_grads(dnext_h, dnext_c, lstm_cache)
-        das.append(da)
-        Wx, Wh = lstm_cache[3], lstm_cache[4]
-        return da @ Wx.T, da @ Wh.T, dprev_c
+        return lstm_step_backward_keeping_da(dnext_h, dnext_c, lstm_cache, das)
 
     dtype = dcanvas.dtype
     dh_dec = dc_dec = np.zeros((Bt, config["dec_size"]), dtype)   # gradients flowing in from step t + 1

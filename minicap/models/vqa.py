@@ -48,6 +48,7 @@ from minicap.nn.lstm import lstm_backward, lstm_forward
 from minicap.nn.question_attention import (dot_attention_backward, dot_attention_forward,
                                            stacked_attention_backward, stacked_attention_forward)
 from minicap.nn.temporal import log_softmax
+from minicap.optim import cosine_lr
 
 MODELS = ("question", "image", "naive", "memnet", "san")
 ATTENTION_MODELS = ("memnet", "san")
@@ -316,7 +317,7 @@ def make_train_step(config, features, tokens, answers, batch_size, lr=None, step
 
     def train_step(run):
         if lr is not None:
-            run.optimizer.lr = lr * 0.5 * (1 + math.cos(math.pi * min(run.step / steps, 1)))
+            run.optimizer.lr = cosine_lr(lr, run.step, steps)
         idx = sample_minibatch(len(features), batch_size, run.rng)
         batch = {"features": features[idx], "tokens": tokens[idx], "answers": answers[idx]}
         return loss(run.params, batch, run.rng, config)

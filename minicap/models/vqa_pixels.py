@@ -38,6 +38,7 @@ from minicap.models import vqa
 from minicap.nn import relu_backward, relu_forward
 from minicap.nn.conv import conv_output_size
 from minicap.nn.temporal import log_softmax
+from minicap.optim import cosine_lr
 
 COLORS = ("rgb", "grey")
 PREFIX = "pixel_conv"
@@ -197,7 +198,7 @@ def make_train_step(config, pixel_config, pictures, image_index, tokens, answers
 
     def train_step(run):
         if lr is not None:
-            run.optimizer.lr = lr * 0.5 * (1 + math.cos(math.pi * min(run.step / steps, 1)))
+            run.optimizer.lr = cosine_lr(lr, run.step, steps)
         idx = sample_minibatch(len(tokens), batch_size, run.rng)
         batch = {"images": pictures[image_index[idx]], "tokens": tokens[idx], "answers": answers[idx]}
         return loss(run.params, batch, run.rng, config, pixel_config)
