@@ -35,17 +35,23 @@ def tiny_model(align=True, seed=0, **overrides):
     return config, params, {"x": x, "words": WORDS, "mask": WORDS != 0}
 
 
+@pytest.mark.parametrize("encoder", ["bilstm", "words"])
 @pytest.mark.parametrize("align", [True, False], ids=["alignment", "mean-of-words"])
-def test_whole_model_gradient_check(align):
+def test_whole_model_gradient_check(align, encoder):
     """Every parameter, through T steps of read, inference, prior, KL, alignment, generator and write,
-    and back through the bidirectional caption encoder. The noise is fixed (check_model re-seeds the rng
-    before every call). h = 1e-5: the loss is ~ 60 nats, so h = 1e-6 leaves round-off of ~1e-10 / 1e-6 on
-    gradients of ~1e-4, which alone reaches 1e-6; the O(h^2) error at 1e-5 is far below that."""
-    config, params, batch = tiny_model(align)
+    and back through the caption encoder (the bidirectional LSTM, or the words encoder's embeddings
+    and position vectors; max_words 5 > the 4 words here, so one position row must get exactly zero).
+    The noise is fixed (check_model re-seeds the rng before every call). h = 1e-5: the loss is ~ 60
+    nats, so h = 1e-6 leaves round-off of ~1e-10 / 1e-6 on gradients of ~1e-4, which alone reaches
+    1e-6; the O(h^2) error at 1e-5 is far below that."""
+    config, params, batch = tiny_model(align, caption_encoder=encoder, position_size=3, max_words=5)
     errors = check_model(functools.partial(ad.loss, config=config), params, batch, seed=3, h=1e-5)
     assert set(errors) == set(params)
     worst = max(errors, key=errors.get)
     assert errors[worst] < TOLERANCE, f"gradient of {worst}: relative error {errors[worst]:.2e}"
+    if encoder == "words":
+        grads = ad.loss(params, batch, np.random.default_rng(3), config)[1]
+        assert grads["position_W"][:4].any(axis=1).all() and not grads["position_W"][4].any()
 
 
 def test_one_step_model_uses_the_standard_normal_prior():

@@ -1,7 +1,7 @@
 """`minicap train aligndraw` and the alignDRAW branch of `minicap generate`.
 
     minicap train aligndraw [--data mnist-captions] [--out DIR] [--steps N] [--no-align] [--resume]
-                            [--canvases fresh|fixed] [--lr-halflife N]
+                            [--canvases fresh|fixed] [--lr-halflife N] [--caption-encoder bilstm|words]
     minicap roundtrip CHECKPOINT --captioner CAPTIONER [--temperature TAU] [--pixels mean|sample]
     minicap generate CHECKPOINT "the digit three is at the top of the digit one" [MORE CAPTIONS] [--n 8]
                      --out FILE.png [--gif FILE.gif]
@@ -38,7 +38,7 @@ SAMPLE_TEMPERATURE = 0.5
 DEFAULTS = dict(steps=5500, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvases="fresh", train_size=10000,
                 val_size=500, test_size=1000, eval_every=500)
 # what a checkpoint written before these options existed was trained with (a resume keeps it)
-LEGACY = dict(canvases="fixed", lr_halflife=0)
+LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm")
 
 
 def configure(parser):
@@ -64,6 +64,9 @@ def configure(parser):
                         help=f"clip each parameter's gradient to this norm (default {DEFAULTS['clip']}, as the paper)")
     parser.add_argument("--no-align", action="store_true",
                         help="the paper's no-alignment baseline: the generator sees the mean of the word states")
+    parser.add_argument("--caption-encoder", choices=("bilstm", "words"), default=None,
+                        help="bilstm: the paper's bidirectional LSTM over the caption (default); words: each word's "
+                             "embedding beside a learned vector for its position, nothing mixed")
     parser.add_argument("--T", type=positive_int, default=None, help="drawing steps (default 16)")
     parser.add_argument("--enc", type=positive_int, default=None, help="inference LSTM size (default 256)")
     parser.add_argument("--dec", type=positive_int, default=None, help="generator LSTM size (default 256)")
@@ -80,7 +83,7 @@ def configure(parser):
 
 # options that define the model and its data: a resumed run must keep them
 FIXED_ON_RESUME = ("batch", "lr", "lr_halflife", "canvases", "clip", "train_size", "val_size", "T", "enc_size",
-                   "dec_size", "z_size", "align", "seed")
+                   "dec_size", "z_size", "align", "caption_encoder", "seed")
 
 
 def _settings(args, previous=None):
@@ -89,10 +92,11 @@ def _settings(args, previous=None):
              "canvases": args.canvases, "clip": args.clip,
              "train_size": args.train_size, "val_size": args.val_size, "eval_every": args.eval_every,
              "T": args.T, "enc_size": args.enc, "dec_size": args.dec, "z_size": args.z,
-             "align": False if args.no_align else None, "seed": args.seed}
+             "align": False if args.no_align else None, "caption_encoder": args.caption_encoder, "seed": args.seed}
     from minicap.models.aligndraw import default_config
     model_defaults = default_config()
-    defaults = dict(DEFAULTS, seed=0, **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align")})
+    defaults = dict(DEFAULTS, seed=0, **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align",
+                                                                           "caption_encoder")})
     if previous:   # a run from before --canvases / --lr-halflife keeps what it was trained with
         previous = dict(LEGACY, **previous)
     return merge_settings(given, previous, defaults, FIXED_ON_RESUME, args.out,
@@ -133,7 +137,7 @@ def run_train(args):
     _, val_x, val_words, val_mask = ad.held_out_set("val", cfg["val_size"], vocab)
 
     model = ad.default_config(vocab_size=len(vocab), T=cfg["T"], enc_size=cfg["enc_size"], dec_size=cfg["dec_size"],
-                              z_size=cfg["z_size"], align=cfg["align"])
+                              z_size=cfg["z_size"], align=cfg["align"], caption_encoder=cfg["caption_encoder"])
     fresh = ad.init_params(model, np.random.default_rng(seed))
     if previous:
         run_ = resume_run(last, KIND, fresh)
@@ -143,7 +147,8 @@ def run_train(args):
         run_ = Run(kind=KIND, config=config, params=fresh, optimizer=make_optimizer("adam", lr=cfg["lr"]),
                    rng=np.random.default_rng([seed, 1]))
         n_params = sum(p.size for p in fresh.values())
-        print(f"alignDRAW{'' if cfg['align'] else ' without alignment'}: T {model['T']}, read/write "
+        print(f"alignDRAW{'' if cfg['align'] else ' without alignment'}, caption encoder {model['caption_encoder']}: "
+              f"T {model['T']}, read/write "
               f"{model['read_n']}x{model['read_n']}/{model['write_n']}x{model['write_n']}, LSTMs "
               f"{model['enc_size']}/{model['dec_size']}, z {model['z_size']}, {n_params} parameters, "
               f"vocabulary {len(vocab)}")

@@ -7,6 +7,9 @@ The caption y = (y_1 .. y_L) (word ids, padded, with a 0/1 mask) is read once by
 
     h^lang_j = [h^fwd_j ; h^bwd_j]                        (Bt, L, 2 H_lang)   the words, in context
 
+(or, with config caption_encoder="words", h^lang_j = [E y_j ; P_j]: each word's embedding beside a
+learned vector for its position, nothing mixed; see encode_caption_forward.)
+
 Then, for t = 1..T, with h^gen_{t-1} the previous generator ("decoder") state:
 
     x_hat_t  = x - sigmoid(c_{t-1})                           the error image
@@ -18,7 +21,7 @@ Then, for t = 1..T, with h^gen_{t-1} the previous generator ("decoder") state:
     z_t      = mu_t + sigma_t eps_t,  eps_t ~ N(0, I)         the reparameterisation trick
     e_j^t    = v^T tanh(U h^lang_j + b + W h^gen_{t-1})       the alignment score of word j
     alpha^t  = softmax_j(e^t) over the real words             padding gets exactly zero weight
-    s_t      = sum_j alpha_j^t h^lang_j                        the sentence context     (Bt, 2 H_lang)
+    s_t      = sum_j alpha_j^t h^lang_j                        the sentence context     (Bt, S)
     h^gen_t  = LSTM_gen([z_t, s_t], h^gen_{t-1})              the generator            (Bt, dec)
     c_t      = c_{t-1} + write(h^gen_t)                       DRAW's filterbank write  (Bt, B, A)
 
@@ -65,20 +68,34 @@ def default_config(**overrides):
     minutes on two CPU cores (see docs/aligndraw.md)."""
     config = dict(width=60, height=60, T=16, read_n=8, write_n=8, enc_size=256, dec_size=256, z_size=100,
                   embed_size=64, lang_size=64, align_size=128, vocab_size=None, attention=True, align=True,
-                  canvas_init=-6.0)
+                  canvas_init=-6.0, caption_encoder="bilstm", position_size=64, max_words=16)
     unknown = set(overrides) - set(config)
     if unknown:
         raise ValueError(f"unknown alignDRAW config keys: {', '.join(sorted(unknown))}")
     config.update(overrides)
+    if config["caption_encoder"] not in CAPTION_ENCODERS:
+        raise ValueError(f"caption_encoder must be one of {', '.join(CAPTION_ENCODERS)}, got {config['caption_encoder']!r}")
     return config
+
+
+CAPTION_ENCODERS = ("bilstm", "words")
+
+
+def lang_width(config):
+    """The width of h^lang_j (and of the sentence context s_t): 2 H_lang for the bidirectional LSTM,
+    E + P for the words encoder (the word's embedding beside its position's)."""
+    if config["caption_encoder"] == "words":
+        return config["embed_size"] + config["position_size"]
+    return 2 * config["lang_size"]
 
 
 def init_params(config, rng, dtype=np.float32):
     """DRAW's parameters (draw.init_params) with the generator's input widened to [z, s], plus:
 
-    embed_W (V, E); lang_f_Wx (E, 4 H_lang), lang_f_Wh, lang_f_b and lang_b_* (the two directions);
-    prior_mu_W (dec, Z), prior_mu_b, prior_ls_W, prior_ls_b; dec_h0, dec_c0 (dec,), enc_h0, enc_c0 (enc,);
-    and with align=True align_U (2 H_lang, Aa), align_b (Aa,), align_W (dec, Aa), align_v (Aa,).
+    embed_W (V, E); lang_f_Wx (E, 4 H_lang), lang_f_Wh, lang_f_b and lang_b_* (the two directions), or
+    with caption_encoder="words" position_W (max_words, P) instead; prior_mu_W (dec, Z), prior_mu_b,
+    prior_ls_W, prior_ls_b; dec_h0, dec_c0 (dec,), enc_h0, enc_c0 (enc,); and with align=True
+    align_U (S, Aa), align_b (Aa,), align_W (dec, Aa), align_v (Aa,), S = lang_width(config).
     """
     if not config.get("vocab_size"):
         raise ValueError("config['vocab_size'] must be set (the size of the caption vocabulary)")
@@ -94,17 +111,21 @@ def init_params(config, rng, dtype=np.float32):
         b[size:2 * size] = 1.0  # forget gate open
         return b
 
-    params["dec_Wx"] = weight(Z + 2 * H, 4 * D)
-    params.update({"embed_W": rng.standard_normal((V, E)) * 0.1,
-                   "lang_f_Wx": weight(E, 4 * H), "lang_f_Wh": weight(H, 4 * H), "lang_f_b": lstm_bias(H),
-                   "lang_b_Wx": weight(E, 4 * H), "lang_b_Wh": weight(H, 4 * H), "lang_b_b": lstm_bias(H),
-                   # the prior starts near N(0, I): small weights, zero biases
-                   "prior_mu_W": weight(D, Z, 0.1), "prior_mu_b": np.zeros(Z),
+    S = lang_width(config)
+    params["dec_Wx"] = weight(Z + S, 4 * D)
+    params["embed_W"] = rng.standard_normal((V, E)) * 0.1
+    if config["caption_encoder"] == "words":
+        params["position_W"] = rng.standard_normal((config["max_words"], config["position_size"])) * 0.1
+    else:
+        params.update({"lang_f_Wx": weight(E, 4 * H), "lang_f_Wh": weight(H, 4 * H), "lang_f_b": lstm_bias(H),
+                       "lang_b_Wx": weight(E, 4 * H), "lang_b_Wh": weight(H, 4 * H), "lang_b_b": lstm_bias(H)})
+    # the prior starts near N(0, I): small weights, zero biases
+    params.update({"prior_mu_W": weight(D, Z, 0.1), "prior_mu_b": np.zeros(Z),
                    "prior_ls_W": weight(D, Z, 0.1), "prior_ls_b": np.zeros(Z),
                    "dec_h0": np.zeros(D), "dec_c0": np.zeros(D),
                    "enc_h0": np.zeros(config["enc_size"]), "enc_c0": np.zeros(config["enc_size"])})
     if config["align"]:
-        params.update({"align_U": weight(2 * H, Aa), "align_b": np.zeros(Aa),
+        params.update({"align_U": weight(S, Aa), "align_b": np.zeros(Aa),
                        "align_W": weight(D, Aa), "align_v": weight(Aa, 1)[:, 0]})
     return {k: v.astype(dtype) for k, v in params.items()}
 
@@ -187,39 +208,61 @@ def gaussian_kl_backward(dkl, cache):
 
 # --- the caption encoder and the alignment ---------------------------------------------------------
 def encode_caption_forward(params, words, mask, config):
-    """The bidirectional LSTM over the words: h^lang (Bt, L, 2 H_lang), zero at padding; and with
-    align=True its projection a_proj = h^lang U + b (Bt, L, Aa), used by every step's alignment."""
+    """The words in context, h^lang (Bt, L, S), zero at padding; and with align=True its projection
+    a_proj = h^lang U + b (Bt, L, Aa), used by every step's alignment.
+
+    caption_encoder "bilstm" (the paper's): h^lang_j = [h^fwd_j ; h^bwd_j], a bidirectional LSTM.
+    caption_encoder "words": h^lang_j = [E y_j ; P_j], the word's embedding beside a learned vector for
+    its position j in the caption; nothing mixes the words, so what a word is and where it stands
+    reach the generator separately (docs/aligndraw.md: composing novel captions)."""
     emb, emb_cache = nn.embedding_forward(words, params["embed_W"], null_idx=NULL)
-    h_lang, lang_cache = nn.bilstm_forward(emb, mask, params["lang_f_Wx"], params["lang_f_Wh"], params["lang_f_b"],
-                                           params["lang_b_Wx"], params["lang_b_Wh"], params["lang_b_b"])
+    if config["caption_encoder"] == "words":
+        L = words.shape[1]
+        if L > config["max_words"]:
+            raise MinicapError(f"a caption has {L} words; this model reads at most {config['max_words']} "
+                               f"(its position vectors); shorten the caption")
+        positions = np.broadcast_to(params["position_W"][:L], (words.shape[0], L, config["position_size"]))
+        h_lang = np.concatenate([emb, positions], axis=2) * mask[:, :, None].astype(emb.dtype)
+        lang_cache = (mask, config["embed_size"], config["max_words"])
+    else:
+        h_lang, lang_cache = nn.bilstm_forward(emb, mask, params["lang_f_Wx"], params["lang_f_Wh"],
+                                               params["lang_f_b"], params["lang_b_Wx"], params["lang_b_Wh"],
+                                               params["lang_b_b"])
     a_proj, proj_cache = None, None
     if config["align"]:
         a_proj, proj_cache = nn.temporal_affine_forward(h_lang, params["align_U"], params["align_b"])
-    return (h_lang, a_proj), (emb_cache, lang_cache, proj_cache)
+    return (h_lang, a_proj), (emb_cache, config["caption_encoder"], lang_cache, proj_cache)
 
 
 def encode_caption_backward(dh_lang, da_proj, cache):
-    """dh_lang: (Bt, L, 2 H_lang), da_proj: (Bt, L, Aa) or None. Returns a dict of parameter grads."""
-    emb_cache, lang_cache, proj_cache = cache
+    """dh_lang: (Bt, L, S), da_proj: (Bt, L, Aa) or None. Returns a dict of parameter grads."""
+    emb_cache, encoder, lang_cache, proj_cache = cache
     grads = {}
     if da_proj is not None:
         dh, grads["align_U"], grads["align_b"] = nn.temporal_affine_backward(da_proj, proj_cache)
         dh_lang = dh_lang + dh
-    demb, *dlang = nn.bilstm_backward(dh_lang, lang_cache)
-    grads.update(zip(["lang_f_Wx", "lang_f_Wh", "lang_f_b", "lang_b_Wx", "lang_b_Wh", "lang_b_b"], dlang))
-    grads["embed_W"] = nn.embedding_backward(demb, emb_cache)
+    if encoder == "words":
+        mask, E, max_words = lang_cache
+        dh_lang = dh_lang * mask[:, :, None].astype(dh_lang.dtype)     # padding was zeroed
+        demb = dh_lang[:, :, :E]
+        grads["position_W"] = np.zeros((max_words, dh_lang.shape[2] - E), dh_lang.dtype)
+        grads["position_W"][:dh_lang.shape[1]] = dh_lang[:, :, E:].sum(axis=0)
+    else:
+        demb, *dlang = nn.bilstm_backward(dh_lang, lang_cache)
+        grads.update(zip(["lang_f_Wx", "lang_f_Wh", "lang_f_b", "lang_b_Wx", "lang_b_Wh", "lang_b_b"], dlang))
+    grads["embed_W"] = nn.embedding_backward(np.ascontiguousarray(demb), emb_cache)
     return grads
 
 
 def mean_words_forward(h_lang, mask):
-    """The no-alignment sentence vector: the mean of h^lang over the real words. (Bt, L, 2H) -> (Bt, 2H)."""
+    """The no-alignment sentence vector: the mean of h^lang over the real words. (Bt, L, S) -> (Bt, S)."""
     weights = mask / mask.sum(axis=1, keepdims=True)              # (Bt, L), each row sums to 1
     weights = weights.astype(h_lang.dtype)
     return np.einsum("nl,nld->nd", weights, h_lang), weights
 
 
 def align_step(params, h_lang, a_proj, mask, h_gen_prev):
-    """s_t and alpha^t from the previous generator state: ((Bt, 2H), (Bt, L)), and the cache."""
+    """s_t and alpha^t from the previous generator state: ((Bt, S), (Bt, L)), and the cache."""
     attend = backend.get("soft_attention_forward")       # minicap.nn.soft_attention_forward or its twin
     return attend(h_lang, a_proj, h_gen_prev, params["align_W"], params["align_v"], mask=mask)
 
