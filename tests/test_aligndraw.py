@@ -359,6 +359,13 @@ def test_cli_roundtrip_reports_both_splits_and_draws_the_figure(tiny_run, tmp_pa
         assert 0 <= report[f"{split}_round_trip_accuracy"] <= 1 and report[f"{split}_prompts"] >= 1
         assert 0 <= report[f"{split}_captioner_accuracy_on_real_images"] <= 1 and report[f"{split}_bound"] > 0
     assert (tmp_path / "rt.png").stat().st_size > 0
+    for split in ("test", "novel"):
+        table = report[f"{split}_by_template"]
+        assert sum(r["prompts"] for r in table.values()) == report[f"{split}_prompts"]
+        for r in table.values():
+            assert 0 <= r["correct"] <= min(r["digits"], r["layout"]) <= 1
+    result = _cli("roundtrip", out, "--captioner", tmp_path / "cap", "--n", 6, "--no-bound", cwd=tmp_path)
+    assert result.returncode == 0 and "novel prompts by template" in result.stdout
     result = _cli("roundtrip", out, "--captioner", tmp_path / "cap", "--temperature", -0.5, cwd=tmp_path)
     assert result.returncode == 2 and "--temperature" in result.stderr and "Traceback" not in result.stderr
 
@@ -399,6 +406,57 @@ def test_round_trip_counts_captions_that_state_the_prompt(tiny_run):
                                        pixels="sample")
     assert set(np.unique(sampled["images"])) <= {0.0, 1.0}
     assert not set(np.unique(wrong["images"])) <= {0.0, 1.0}
+
+
+def test_accuracy_by_template_tells_swapped_digits_from_wrong_ones():
+    """Per template: right, right digits (any order), right layout (any digits). Two digits swapped
+    keep both and are wrong unless the two are equal; a corner read as another corner has the wrong
+    layout; an unreadable caption is wrong on all three."""
+    from minicap.data import TEMPLATE_NAMES, accuracy_by_template, make_captioned_mnist, parse_caption, render_caption
+    data = make_captioned_mnist("test", n=200)
+    swapped, corner = [], []
+    for caption in data.captions:
+        m = parse_caption(caption)
+        swapped.append(render_caption(m.template, *m.digits[::-1]))
+        corner.append(render_caption({"top left": "top right"}.get(m.template, m.template), *m.digits))
+    table = accuracy_by_template(swapped, data)
+    assert list(table) == list(TEMPLATE_NAMES) and sum(r["prompts"] for r in table.values()) == 200
+    for t, (name, r) in enumerate(table.items()):
+        assert r["digits"] == r["layout"] == 1.0
+        digits = data.digits[data.template == t]
+        same = 1.0 if name in ("top left", "top right", "bottom left", "bottom right") else (digits[:, 0] == digits[:, 1]).mean()
+        assert r["correct"] == pytest.approx(same)
+    table = accuracy_by_template(corner, data)
+    assert (table["top left"]["correct"], table["top left"]["digits"], table["top left"]["layout"]) == (0.0, 1.0, 0.0)
+    assert table["top right"]["correct"] == 1.0
+    nonsense = accuracy_by_template(["nonsense"] * 200, data)["left"]
+    assert (nonsense["correct"], nonsense["digits"], nonsense["layout"]) == (0.0, 0.0, 0.0)
+
+
+def test_words_encoder_cli_keeps_its_encoder_on_resume_and_refuses_long_captions(tmp_path):
+    """--caption-encoder words: trains, is recorded, a resume with the other encoder is refused, and a
+    caption longer than the model's position vectors is refused in one line."""
+    from minicap.checkpoint import load_checkpoint
+    from minicap.commands.aligndraw import load_model
+    small = ["--T", 1, "--enc", 4, "--dec", 4, "--z", 2, "--val-size", 4, "--eval-every", 1]
+    result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 1, "--caption-encoder", "words", *small,
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "caption encoder words" in result.stdout
+    ck = load_checkpoint(tmp_path / "run" / "last.npz")
+    assert ck.config["model"]["caption_encoder"] == "words" and "position_W" in ck.params
+    assert not any(k.startswith("lang_") for k in ck.params)
+    result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 2, "--resume", "--caption-encoder",
+                  "bilstm", cwd=tmp_path)
+    assert result.returncode == 2 and "caption_encoder" in result.stderr and "Traceback" not in result.stderr
+    assert _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 2, "--resume", cwd=tmp_path).returncode == 0
+    params, model, vocab = load_model(tmp_path / "run")
+    words, mask = ad.encode_words(["the digit one is at the top of the digit " + "one " * 10], vocab)
+    with pytest.raises(MinicapError, match="at most 16"):
+        ad.generate(params, words, mask, model, np.random.default_rng(0))
+    result = _cli("generate", tmp_path / "run", "the digit one is at the top of the digit " + "one " * 10, "--out",
+                  tmp_path / "g.png", cwd=tmp_path)
+    assert result.returncode == 2 and "at most 16" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_fresh_canvas_run_has_seen_every_test_prompt(tmp_path):

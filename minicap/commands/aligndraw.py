@@ -292,8 +292,10 @@ def configure_roundtrip(parser):
 
 
 def run_roundtrip(args):
-    """Bound and round-trip accuracy of an alignDRAW checkpoint on the test and/or novel split."""
+    """Bound and round-trip accuracy of an alignDRAW checkpoint on the test and/or novel split, with
+    the accuracy per template (minicap.data.accuracy_by_template)."""
     import json
+    from minicap.data import accuracy_by_template
     caption_images = captioner_function(args.captioner, args.beam)
     splits = ("test", "novel") if args.split == "both" else (args.split,)
     report = {"checkpoint": str(resolve_checkpoint(args.checkpoint)), "captioner": str(args.captioner), "beam": args.beam,
@@ -306,6 +308,7 @@ def run_roundtrip(args):
         report[f"{split}_prompts"] = result["n"]
         # the captioner on the split's real images: the ceiling the drawings are judged against
         report[f"{split}_captioner_accuracy_on_real_images"] = _accuracy_on(caption_images, result["data"])
+        report[f"{split}_by_template"] = accuracy_by_template(result["captions"], result["data"])
         if not args.no_bound:
             report[f"{split}_bound"] = test_bounds(args.checkpoint, n=args.n, splits=(split,))[split]
         rows.append((split, result))
@@ -318,7 +321,15 @@ def run_roundtrip(args):
         print(json.dumps(report))
         return 0
     for key, value in report.items():
+        if key.endswith("_by_template"):
+            continue
         print(f"{key:42s} {value:.4f}" if isinstance(value, float) else f"{key:42s} {value}")
+    for split, _ in rows:
+        print(f"\n{split} prompts by template: the share read back right, and the share whose caption names the "
+              f"prompt's digits / has its layout")
+        print(f"  {'template':14s} {'prompts':>7s} {'right':>6s} {'digits':>6s} {'layout':>6s}")
+        for name, r in report[f"{split}_by_template"].items():
+            print(f"  {name:14s} {r['prompts']:7d} {r['correct']:6.1%} {r['digits']:6.1%} {r['layout']:6.1%}")
     return 0
 
 

@@ -11,7 +11,7 @@
 """
 from minicap.data.batching import EncodedCaptions, encode_captions, iterate_minibatches, sample_minibatch
 from minicap.data.captioned_mnist import (DEFAULT_SIZES, DIGIT_WORDS, TEMPLATE_NAMES, TEMPLATES,
-                                          CaptionedMNIST, CaptionMeaning, banned_digits,
+                                          CaptionedMNIST, CaptionMeaning, accuracy_by_template, banned_digits,
                                           caption_accuracy, caption_is_correct, make_captioned_mnist,
                                           parse_caption, render_caption)
 from minicap.data.captions import CaptionDataset, load_image_folder, load_karpathy_json, read_captions_file
@@ -22,7 +22,7 @@ from minicap.data.vocab import END, NULL, SPECIAL_TOKENS, START, UNK, Vocabulary
 __all__ = [
     "EncodedCaptions", "encode_captions", "iterate_minibatches", "sample_minibatch",
     "DEFAULT_SIZES", "DIGIT_WORDS", "TEMPLATE_NAMES", "TEMPLATES", "CaptionedMNIST", "CaptionMeaning",
-    "banned_digits", "caption_accuracy", "caption_is_correct", "make_captioned_mnist",
+    "accuracy_by_template", "banned_digits", "caption_accuracy", "caption_is_correct", "make_captioned_mnist",
     "parse_caption", "render_caption",
     "CaptionDataset", "load_image_folder", "load_karpathy_json", "read_captions_file",
     "load_mnist_5k", "load_mnist_idx", "mnist_5k_split_indices", "read_idx",

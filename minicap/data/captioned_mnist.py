@@ -374,3 +374,37 @@ def caption_accuracy(captions, data):
     if len(data) == 0:
         return float("nan")
     return float(np.mean([data.is_correct(i, c) for i, c in enumerate(captions)]))
+
+
+_LAYOUT = {"left": "side by side", "right": "side by side", "top": "stacked", "bottom": "stacked"}
+
+
+def accuracy_by_template(captions, data):
+    """The round trip's accuracy per template, and why the wrong captions are wrong.
+
+    captions: one per example of `data` (a CaptionedMNIST), e.g. what a captioner read in drawings made
+    for data.captions. Returns {template name: {"prompts": n, "correct": share caption_is_correct,
+    "digits": share whose caption names the prompt's digits (in any order or places), "layout": share
+    whose caption has the prompt's layout (side by side, stacked, or the same corner; any digits)}},
+    templates in TEMPLATES order, those with no prompt left out. A two-digit drawing with the right
+    digits and layout that is still wrong has its digits swapped.
+    """
+    if len(captions) != len(data):
+        raise ValueError(f"{len(captions)} captions for {len(data)} examples")
+    out = {}
+    for t, name in enumerate(TEMPLATE_NAMES):
+        rows = np.flatnonzero(data.template == t)
+        if not len(rows):
+            continue
+        correct = digits = layout = 0
+        for i in rows:
+            meaning = parse_caption(captions[i])
+            correct += data.is_correct(i, captions[i])
+            if meaning is None:
+                continue
+            want = sorted(int(d) for d in data.digits[i, :N_DIGITS[t]])
+            digits += sorted(meaning.digits) == want
+            layout += _LAYOUT.get(meaning.template, meaning.template) == _LAYOUT.get(name, name)
+        n = len(rows)
+        out[name] = {"prompts": n, "correct": correct / n, "digits": digits / n, "layout": layout / n}
+    return out
