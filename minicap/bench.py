@@ -183,9 +183,10 @@ def soft_attention_step(dtype, quick=False):
         da_proj = np.zeros_like(a_proj)
         dh, dc = np.zeros_like(h), np.zeros_like(c)
         das = np.empty((T, B, 4 * H), dtype)
+        weights_T = nn.stacked_weights_T(p["Wx"], p["Wh"])
         for t in reversed(range(T)):
             das[t], dc = lstm_gate_grads(dhs[:, t] + dh, dc, lstm_caches[t])
-            dx, dh = das[t] @ p["Wx"].T, das[t] @ p["Wh"].T
+            dx, dh = nn.lstm_input_grads(das[t], weights_T, E + D)   # one product (as captioner.step_backward)
             demb[:, t] += dx[:, :E]
             _, da_proj_t, dh_att, dWh_att, dw_att, dW_beta, db_beta = attend_back(
                 dx[:, E:] + dzs[:, t], dalphas[:, t], att_caches[t], need_da=False)  # frozen features

@@ -1,6 +1,6 @@
 """The shortcuts taken for speed give what the plain code gives (issue 20): embedding_backward's sorted
-reduction against np.add.at, temporal_affine_backward without dx, and the captioner's validation
-scores without METEOR and ROUGE-L."""
+reduction against np.add.at, temporal_affine_backward without dx, the LSTM's dx and dh as one product
+with the stacked transposed weights, and the captioner's validation scores without METEOR and ROUGE-L."""
 import numpy as np
 import pytest
 
@@ -135,3 +135,19 @@ def test_kernel_threads(monkeypatch):
         monkeypatch.setenv("NUMBA_NUM_THREADS", "two")
         with pytest.raises(MinicapError, match="NUMBA_NUM_THREADS"):
             backend.kernel_threads()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_lstm_input_grads_is_the_two_products(dtype):
+    """da [Wx; Wh]^T split by columns = (da Wx^T, da Wh^T), to rounding (one product sums in another order)."""
+    rng = np.random.default_rng(0)
+    N, D, H = 6, 7, 5
+    da = rng.standard_normal((N, 4 * H)).astype(dtype)
+    Wx, Wh = rng.standard_normal((D, 4 * H)).astype(dtype), rng.standard_normal((H, 4 * H)).astype(dtype)
+    weights_T = nn.stacked_weights_T(Wx, Wh)
+    assert weights_T.shape == (4 * H, D + H) and weights_T.flags.c_contiguous
+    dx, dh = nn.lstm_input_grads(da, weights_T, D)
+    assert dx.dtype == dh.dtype == dtype and dx.shape == (N, D) and dh.shape == (N, H)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(dx, da @ Wx.T, rtol=tol, atol=tol)
+    np.testing.assert_allclose(dh, da @ Wh.T, rtol=tol, atol=tol)

@@ -354,13 +354,17 @@ def backward(cache):
     dh_dec = dc_dec = np.zeros((Bt, config["dec_size"]), dtype)   # flowing in from step t + 1
     dh_enc = dc_enc = np.zeros((Bt, config["enc_size"]), dtype)
     enc_das, dec_das = [], []   # each step's LSTM gate gradient da_t, last step first
+    # each LSTM's [Wx; Wh]^T, made once for all T steps (nn.lstm_input_grads: one product per step)
+    enc_weights_T = nn.stacked_weights_T(params["enc_Wx"], params["enc_Wh"])
+    dec_weights_T = nn.stacked_weights_T(params["dec_Wx"], params["dec_Wh"])
 
     for (sig, read_cache, enc_cache, latent, prior_cache, kl_cache, align_cache, dec_cache,
          write_cache) in reversed(steps):
         # c_t = c_{t-1} + write(h_gen_t): the canvas gradient passes through unchanged
         dh_write, dparams = draw.write_step_backward(dcanvas, write_cache, config)
         add_all(dparams.keys(), dparams.values())
-        dinput, dh_dec, dc_dec = draw.lstm_step_backward_keeping_da(dh_dec + dh_write, dc_dec, dec_cache, dec_das)
+        dinput, dh_dec, dc_dec = draw.lstm_step_backward_keeping_da(dh_dec + dh_write, dc_dec, dec_cache, dec_das,
+                                                                     dec_weights_T)
         dz, ds = dinput[:, :Z], dinput[:, Z:]
         # the sentence context s_t chose its words with h_gen_{t-1}
         if align_cache is not None:
@@ -384,7 +388,8 @@ def backward(cache):
         add_all(["mu_W", "mu_b", "ls_W", "ls_b"],
                 [h_enc.T @ dmu_q, dmu_q.sum(axis=0), h_enc.T @ dls_q, dls_q.sum(axis=0)])
         dh_enc = dh_enc + dmu_q @ params["mu_W"].T + dls_q @ params["ls_W"].T
-        dinput, dh_enc, dc_enc = draw.lstm_step_backward_keeping_da(dh_enc, dc_enc, enc_cache, enc_das)
+        dinput, dh_enc, dc_enc = draw.lstm_step_backward_keeping_da(dh_enc, dc_enc, enc_cache, enc_das,
+                                                                     enc_weights_T)
         dh_dec = dh_dec + dinput[:, R:]                   # h_gen_{t-1} fed the inference network ...
         dx_hat, dh_read, dparams = draw.read_step_backward(np.ascontiguousarray(dinput[:, :R]), read_cache, config)
         add_all(dparams.keys(), dparams.values())

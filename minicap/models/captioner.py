@@ -43,9 +43,9 @@ from minicap import backend
 from minicap.data.vocab import END, NULL, START
 from minicap.nn import (affine_backward, affine_forward, deep_output_backward, deep_output_forward,
                         doubly_stochastic_penalty_backward, doubly_stochastic_penalty_forward,
-                        dropout_backward, dropout_forward, embedding_backward, embedding_forward, lstm_weight_grads,
-                        relu_backward, relu_forward, sigmoid, tanh_backward, tanh_forward,
-                        temporal_affine_backward, temporal_affine_forward)
+                        dropout_backward, dropout_forward, embedding_backward, embedding_forward, lstm_input_grads,
+                        lstm_weight_grads, relu_backward, relu_forward, sigmoid, tanh_backward, tanh_forward,
+                        stacked_weights_T, temporal_affine_backward, temporal_affine_forward)
 from minicap.nn.temporal import log_softmax
 from minicap.optim import cosine_lr
 
@@ -241,20 +241,23 @@ def step_forward(params, config, x, h, c, image, glimpse="expected", rng=None, l
     # END SOLUTION
 
 
-def step_backward(dh_next, dc_next, dz, dalpha, cache, grads):
+def step_backward(dh_next, dc_next, dz, dalpha, cache, grads, weights_T=None):
     """Backward of step_forward. dz: (N, Dz) from the output layer; dalpha: (N, L) or None (from a
     penalty or REINFORCE). Adds the gate's and the attention's weight gradients into grads; returns
     dx, dh, dc, the gradient of the per-image input the step read (da_proj with attention, dg for the
     baseline's z_t = g, else 0) and da_lstm (N, 4H), the LSTM's gate gradient: the LSTM's weight
     gradients are sums over the steps, which backward() forms with one product over all of them.
+    weights_T: nn.stacked_weights_T(Wx, Wh), which backward() makes once for all the steps (made here
+    if not given); the LSTM's dx and dh are one product with it (nn.lstm_input_grads).
 
     A sampled glimpse a_s depends on alpha only through the sampling, which has no gradient: the
     attention is then trained by dalpha alone (REINFORCE), so it receives dz = 0.
     """
     E, glimpse, att_cache, gate_cache, lstm_cache = cache
     da_lstm, dc = backend.get("lstm_step_gate_grads")(dh_next, dc_next, lstm_cache)
-    Wx, Wh = lstm_cache[3], lstm_cache[4]
-    dxz, dh = da_lstm @ Wx.T, da_lstm @ Wh.T          # what the step's inputs need now; dWx, dWh later
+    if weights_T is None:
+        weights_T = stacked_weights_T(lstm_cache[3], lstm_cache[4])
+    dxz, dh = lstm_input_grads(da_lstm, weights_T, lstm_cache[3].shape[0])   # what the inputs need now; dWx, dWh later
     dx, dz = dxz[:, :E], dxz[:, E:] + dz
     if att_cache is None:
         return dx, dh, dc, (dz if dz.shape[1] else 0), da_lstm   # the baseline's z_t is g: dz flows to g
@@ -318,9 +321,11 @@ def backward(dlogits, dalphas, cache):
     dh, dc = np.zeros_like(dhs[:, 0]), np.zeros_like(dhs[:, 0])
     dimage = 0  # attention models: the gradient of a_proj; the baseline: of g (through every z_t)
     das = []
+    weights_T = stacked_weights_T(params["Wx"], params["Wh"])   # once for all the steps
     for t in reversed(range(len(step_caches))):
         dalpha = None if dalphas is None else dalphas[:, t]
-        dx, dh, dc, dimage_t, da_lstm = step_backward(dh + dhs[:, t], dc, dzs[:, t], dalpha, step_caches[t], grads)
+        dx, dh, dc, dimage_t, da_lstm = step_backward(dh + dhs[:, t], dc, dzs[:, t], dalpha, step_caches[t], grads,
+                                                      weights_T)
         demb[:, t] += dx
         dimage = dimage + dimage_t
         das.append(da_lstm)

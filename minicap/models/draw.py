@@ -241,14 +241,15 @@ def forward(params, x, eps, config):
     return (float(per_image.mean()), parts), (steps, nll_cache, config, read_size(config))
 
 
-def lstm_step_backward_keeping_da(dnext_h, dnext_c, lstm_cache, das):
+def lstm_step_backward_keeping_da(dnext_h, dnext_c, lstm_cache, das, weights_T):
     """One LSTM step back without its weight gradients: returns dx, dprev_h, dprev_c and appends the
     gate gradient da_t (N, 4H) to das, for nn.lstm_weight_grads over all the steps after the loop
-    (DRAW's and alignDRAW's two LSTMs)."""
+    (DRAW's and alignDRAW's two LSTMs). weights_T: nn.stacked_weights_T(Wx, Wh), made once per
+    backward pass: dx and dprev_h come from one product (nn.lstm_input_grads)."""
     da, dprev_c = backend.get("lstm_step_gate_grads")(dnext_h, dnext_c, lstm_cache)
     das.append(da)
-    Wx, Wh = lstm_cache[3], lstm_cache[4]
-    return da @ Wx.T, da @ Wh.T, dprev_c
+    dx, dprev_h = nn.lstm_input_grads(da, weights_T, lstm_cache[0].shape[1])
+    return dx, dprev_h, dprev_c
 
 
 def backward(cache, per_step_weight_grads=False):
@@ -277,13 +278,17 @@ def backward(cache, per_step_weight_grads=False):
         else:
             grads[name] = value.copy()
 
+    weights_T = {}    # each LSTM's [Wx; Wh]^T, made once for all T steps (nn.lstm_input_grads)
+
     def lstm_backward(dnext_h, dnext_c, lstm_cache, das, prefix):
         """One LSTM step back: dx, dprev_h, dprev_c; keeps da_t in das for the products after the loop."""
         if per_step_weight_grads:
             dx, dprev_h, dprev_c, dWx, dWh, db = lstm_step_backward(dnext_h, dnext_c, lstm_cache)
             add(prefix + "Wx", dWx), add(prefix + "Wh", dWh), add(prefix + "b", db)
             return dx, dprev_h, dprev_c
-        return lstm_step_backward_keeping_da(dnext_h, dnext_c, lstm_cache, das)
+        if prefix not in weights_T:
+            weights_T[prefix] = nn.stacked_weights_T(lstm_cache[3], lstm_cache[4])
+        return lstm_step_backward_keeping_da(dnext_h, dnext_c, lstm_cache, das, weights_T[prefix])
 
     dtype = dcanvas.dtype
     dh_dec = dc_dec = np.zeros((Bt, config["dec_size"]), dtype)   # gradients flowing in from step t + 1
