@@ -12,6 +12,7 @@ can read minicap/ without ever meeting Numba.
     softmax.py     masked temporal softmax cross-entropy
     filterbank.py  DRAW's Gaussian filterbank read and write
     conv.py        convolution and max-pooling of the image encoder
+    elementwise.py the sigmoid of a whole array in one pass (DRAW's canvas at every step)
     vmath.py       exp, sigmoid and tanh written so that LLVM vectorises them (no SVML needed)
 
 Conventions for a kernel:

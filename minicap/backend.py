@@ -44,6 +44,9 @@ HOT_FUNCTIONS.update({
                  "write_forward", "write_backward")
 })
 
+# DRAW's canvas: sigmoid(c) of the whole canvas at every drawing step (issue 20)
+HOT_FUNCTIONS["sigmoid"] = ("minicap.nn.basic:sigmoid", "kernels.elementwise:sigmoid")
+
 # The image encoder's convolution and max-pooling (issue 7)
 HOT_FUNCTIONS.update({
     name: (f"minicap.nn.conv:{name}", f"kernels.conv:{name}")

@@ -195,6 +195,23 @@ def test_temporal_softmax_loss_rejects_targets_outside_the_vocabulary():
         KS.temporal_softmax_loss_forward(x, np.array([[0, 3]]), np.ones((1, 2)))
 
 
+# --- the elementwise sigmoid (DRAW's canvas) ---------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1,), (3, 4), (2, 5, 7), (64, 6, 6)])
+def test_sigmoid_parity(dtype, shape):
+    import kernels.elementwise as KE
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(shape) * 8).astype(dtype)
+    x.flat[0] = -800.0                        # exp(800) overflows: the result must be 0, not NaN
+    out = KE.sigmoid(x)
+    assert_close(out, nn.sigmoid(x), dtype, "sigmoid")
+    assert out.flat[0] == 0 and np.all((out >= 0) & (out <= 1))
+    canvas = np.broadcast_to(x[..., :1], shape)  # a broadcast view, as DRAW's first canvas is
+    assert_close(KE.sigmoid(canvas), nn.sigmoid(canvas), dtype, "sigmoid of a view")
+    assert np.isnan(KE.sigmoid(np.array([np.nan], dtype)))[0]
+    np.testing.assert_array_equal(KE.sigmoid(np.array([0, 1])), nn.sigmoid(np.array([0, 1])))  # integers: reference
+
+
 # --- the vectorisable math ------------------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_vmath_matches_numpy_to_a_few_ulp(dtype):

@@ -293,7 +293,7 @@ def forward(params, x, words, mask, eps, config):
     zeros = np.zeros((Bt, config["z_size"]), dtype)
     kl, steps, alphas = np.zeros(Bt, dtype), [], []
     for t in range(T):
-        sig = nn.sigmoid(canvas)
+        sig = backend.get("sigmoid")(canvas)
         r, read_cache = draw.read_step(params, x, x - sig, h_dec, config)
         (h_enc, c_enc), enc_cache = lstm_step(np.concatenate([r, h_dec], axis=1), h_enc, c_enc,
                                               params["enc_Wx"], params["enc_Wh"], params["enc_b"])
@@ -475,9 +475,9 @@ def generate(params, words, mask, config, rng, record=False, temperature=1.0):
         update, write_cache = draw.write_step(params, h_dec, config)
         canvas = canvas + update
         if record:
-            history.append({"canvas": nn.sigmoid(canvas), "alpha": alpha,
+            history.append({"canvas": backend.get("sigmoid")(canvas), "alpha": alpha,
                             "window": draw.write_window(write_cache, config) if config["attention"] else None})
-    images = nn.sigmoid(canvas)
+    images = backend.get("sigmoid")(canvas)
     return (images, history) if record else images
 
 

@@ -204,7 +204,7 @@ def bernoulli_nll_forward(logits, x):
 def bernoulli_nll_backward(dnll, cache):
     """dnll: (Bt,). Returns dlogits (Bt, B, A) = dnll (sigmoid(c) - x)."""
     logits, x = cache
-    return dnll[:, None, None] * (nn.sigmoid(logits) - x)
+    return dnll[:, None, None] * (backend.get("sigmoid")(logits) - x)
 
 
 # --- the whole model ----------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def forward(params, x, eps, config):
     canvas = np.broadcast_to(params["canvas0"], x.shape)
     kl, steps = np.zeros(Bt, dtype), []
     for t in range(T):
-        sig = nn.sigmoid(canvas)
+        sig = backend.get("sigmoid")(canvas)
         r, read_cache = read_step(params, x, x - sig, h_dec, config)
         (h_enc, c_enc), enc_cache = lstm_step(np.concatenate([r, h_dec], axis=1), h_enc, c_enc,
                                               params["enc_Wx"], params["enc_Wh"], params["enc_b"])
@@ -377,9 +377,9 @@ def generate(params, config, n, rng, record=False, temperature=1.0):
         update, cache = write_step(params, h_dec, config)
         canvas = canvas + update
         if record:
-            history.append({"canvas": nn.sigmoid(canvas),
+            history.append({"canvas": backend.get("sigmoid")(canvas),
                             "window": write_window(cache, config) if config["attention"] else None})
-    images = nn.sigmoid(canvas)
+    images = backend.get("sigmoid")(canvas)
     return (images, history) if record else images
 
 
