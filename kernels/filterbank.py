@@ -136,7 +136,7 @@ def read_forward(x, Fx, Fy, gamma):
 
 
 @njit(**JIT)
-def _read_backward(dout, x, Fx, Fy, gamma, T, G, dx, dFx, dFy, dgamma, dT, zero):
+def _read_backward(dout, x, Fx, Fy, gamma, T, G, dx, dFx, dFy, dgamma, dT, zero, need_dx):
     Bt, B, A = x.shape
     N = Fx.shape[1]
     for n in range(Bt):
@@ -166,6 +166,8 @@ def _read_backward(dout, x, Fx, Fy, gamma, T, G, dx, dFx, dFy, dgamma, dT, zero)
                 for a in range(A):
                     s += dT[i, a] * x[n, y, a]
                 dFy[n, i, y] = s
+        if not need_dx:
+            continue
         for y in range(B):                       # dx[y] = sum_i Fy[i, y] dT[i]
             for a in range(A):
                 dx[n, y, a] = zero
@@ -175,17 +177,18 @@ def _read_backward(dout, x, Fx, Fy, gamma, T, G, dx, dFx, dFy, dgamma, dT, zero)
                     dx[n, y, a] += c * dT[i, a]
 
 
-def read_backward(dout, cache):
-    """Twin of minicap.nn.filterbank.read_backward: returns dx, dFx, dFy, dgamma."""
+def read_backward(dout, cache, need_dx=True):
+    """Twin of minicap.nn.filterbank.read_backward: returns dx (None with need_dx=False), dFx, dFy, dgamma."""
     x, Fx, Fy, gamma, T, G = cache
     Bt, B, A = x.shape
     N = Fx.shape[1]
-    dx, dFx = np.empty_like(x), np.empty_like(Fx)
+    dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1), x.dtype)
+    dFx = np.empty_like(Fx)
     dFy, dgamma = np.empty_like(Fy), np.empty_like(gamma)
     dT = np.empty((N, A), dtype=x.dtype)
     _read_backward(np.ascontiguousarray(dout, dtype=x.dtype), x, Fx, Fy, gamma, T, G, dx, dFx, dFy, dgamma, dT,
-                   x.dtype.type(0))
-    return dx, dFx, dFy, dgamma
+                   x.dtype.type(0), need_dx)
+    return (dx if need_dx else None), dFx, dFy, dgamma
 
 
 # --- write -----------------------------------------------------------------------------------------

@@ -134,6 +134,10 @@ def _run_all(impl, d):
     dbank = get("filterbank_backward")(d["dFx"], d["dFy"], bank_cache)
     glimpse, read_cache = get("read_forward")(d["x"], Fx, Fy, d["gamma"])
     dread = get("read_backward")(d["dglimpse"], read_cache)
+    no_dx = get("read_backward")(d["dglimpse"], read_cache, need_dx=False)   # the image x needs no gradient
+    assert no_dx[0] is None
+    for with_dx, without in zip(dread[1:], no_dx[1:]):
+        np.testing.assert_array_equal(with_dx, without)
     canvas, write_cache = get("write_forward")(d["w"], Fx, Fy, d["gamma"])
     dwrite = get("write_backward")(d["dcanvas"], write_cache)
     return dict(Fx=Fx, Fy=Fy, glimpse=glimpse, canvas=canvas,

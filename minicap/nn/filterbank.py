@@ -164,8 +164,11 @@ def read_forward(x, Fx, Fy, gamma):
     # END SOLUTION
 
 
-def read_backward(dout, cache):
-    """dout: (Bt, N, N). Returns dx (Bt, B, A), dFx (Bt, N, A), dFy (Bt, N, B), dgamma (Bt,)."""
+def read_backward(dout, cache, need_dx=True):
+    """dout: (Bt, N, N). Returns dx (Bt, B, A), dFx (Bt, N, A), dFy (Bt, N, B), dgamma (Bt,).
+
+    need_dx=False returns None for dx: DRAW reads the image x itself, which is data (no gradient),
+    beside the error image (which needs one)."""
     # BEGIN SOLUTION
     x, Fx, Fy, gamma, T, G = cache
     dgamma = (dout * G).sum(axis=(1, 2))
@@ -173,7 +176,7 @@ def read_backward(dout, cache):
     dT = dG @ Fx                                                           # (Bt, N, A)
     dFx = dG.transpose(0, 2, 1) @ T
     dFy = dT @ x.transpose(0, 2, 1)
-    dx = Fy.transpose(0, 2, 1) @ dT
+    dx = Fy.transpose(0, 2, 1) @ dT if need_dx else None
     return dx, dFx, dFy, dgamma
     # END SOLUTION
 
@@ -248,7 +251,7 @@ def attentive_read_backward(dr, cache):
     window_cache, cache_x, cache_xh, N = cache
     read_back = backend.get("read_backward")
     Bt = dr.shape[0]
-    _, dFx, dFy, dgamma = read_back(np.ascontiguousarray(dr[:, :N * N]).reshape(Bt, N, N), cache_x)
+    _, dFx, dFy, dgamma = read_back(np.ascontiguousarray(dr[:, :N * N]).reshape(Bt, N, N), cache_x, need_dx=False)
     dx_hat, dFx2, dFy2, dgamma2 = read_back(np.ascontiguousarray(dr[:, N * N:]).reshape(Bt, N, N), cache_xh)
     dh, dW, db = attention_window_backward(dFx + dFx2, dFy + dFy2, dgamma + dgamma2, window_cache)
     return dx_hat, dh, dW, db
