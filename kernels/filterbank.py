@@ -8,6 +8,11 @@ the whole batch. The loops are arranged so that the innermost one runs along a c
 SIMD code. Sums accumulate in the input's dtype (the `zero` argument fixes it), like NumPy's, and
 no float64 constant enters an inner loop (it would turn float32 work into float64).
 
+That pays for small windows only: above LOOP_MAX multiply-adds per image (a window of more than a
+few rows on a 28x28 image, or any on alignDRAW's 60x60 canvas) NumPy's batched matmul runs the
+products in BLAS and is 1.5-3.5x faster than the loops, so read and write hand such calls to the
+reference (same results: it is the reference). The filterbank itself stays here at every size.
+
 The loops run serially: a call is tens of microseconds of work, so threads would cost more than they
 save (and the BLAS calls around them already use the cores).
 """
@@ -15,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from kernels import vmath
+from minicap.nn import filterbank as reference
 
 EPS = 1e-8
 EXP_CUTOFF = 40.0   # weights below exp(-40) are 0, as in the reference (denormal floats are slow)
@@ -101,6 +107,22 @@ def filterbank_backward(dFx, dFy, cache):
 
 
 # --- read ------------------------------------------------------------------------------------------
+# Above this many multiply-adds per image and product (N x B x A), the twins hand read and write to
+# the NumPy reference: its batched matmul runs each image's products in BLAS, which beats these loops
+# once the window is more than a few rows. Measured with one thread on the AVX-512 machine (NumPy
+# 2.4.6, OpenBLAS; ms per call, batch 64, float32, numba / numpy): 28x28 with N = 2 (DRAW's read)
+# read 0.017 / 0.015 forward, 0.037 / 0.040 backward, write 0.035 / 0.023, 0.040 / 0.054: about
+# level; N = 5 (DRAW's write) write 0.063 / 0.025 and 0.099 / 0.075; 60x60 with N = 8
+# (alignDRAW) read 0.205 / 0.057 and 0.395 / 0.130, write 0.319 / 0.109 and 0.532 / 0.184
+# (docs/performance.md). The loops stay for the small windows, where NumPy's per-image dispatch
+# costs as much as the arithmetic.
+LOOP_MAX = 2400
+
+
+def _loops_pay(N, B, A):
+    return N * B * A <= LOOP_MAX
+
+
 @njit(**JIT)
 def _read(x, Fx, Fy, gamma, T, G, out, zero):
     """T = Fy x (N, A); G = T Fx^T (N, N); out = gamma G; per batch row, in place."""
@@ -127,6 +149,8 @@ def read_forward(x, Fx, Fy, gamma):
     """Twin of minicap.nn.filterbank.read_forward: returns gamma Fy x Fx^T (Bt, N, N), cache."""
     Bt, B, A = x.shape
     N = Fx.shape[1]
+    if not _loops_pay(N, B, A):
+        return reference.read_forward(x, Fx, Fy, gamma)
     x = np.ascontiguousarray(x)
     T = np.empty((Bt, N, A), dtype=x.dtype)
     G = np.empty((Bt, N, N), dtype=x.dtype)
@@ -182,6 +206,8 @@ def read_backward(dout, cache, need_dx=True):
     x, Fx, Fy, gamma, T, G = cache
     Bt, B, A = x.shape
     N = Fx.shape[1]
+    if not _loops_pay(N, B, A):
+        return reference.read_backward(dout, cache, need_dx=need_dx)
     dx = np.empty_like(x) if need_dx else np.empty((1, 1, 1), x.dtype)
     dFx = np.empty_like(Fx)
     dFy, dgamma = np.empty_like(Fy), np.empty_like(gamma)
@@ -218,6 +244,8 @@ def write_forward(w, Fx, Fy, gamma):
     """Twin of minicap.nn.filterbank.write_forward: returns Fy^T w Fx / gamma (Bt, B, A), cache."""
     Bt, N, A = Fx.shape
     B = Fy.shape[2]
+    if not _loops_pay(N, B, A):
+        return reference.write_forward(w, Fx, Fy, gamma)
     w = np.ascontiguousarray(w)
     Q = np.empty((Bt, N, A), dtype=Fx.dtype)
     out = np.empty((Bt, B, A), dtype=Fx.dtype)
@@ -265,6 +293,8 @@ def write_backward(dout, cache):
     """Twin of minicap.nn.filterbank.write_backward: returns dw, dFx, dFy, dgamma."""
     w, Fx, Fy, gamma, Q = cache
     Bt, N, A = Fx.shape
+    if not _loops_pay(N, Fy.shape[2], A):
+        return reference.write_backward(dout, cache)
     dw, dFx = np.empty_like(w), np.empty_like(Fx)
     dFy, dgamma = np.empty_like(Fy), np.empty_like(gamma)
     dQ = np.empty((N, A), dtype=Fx.dtype)

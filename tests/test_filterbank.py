@@ -158,6 +158,25 @@ def test_numba_twins_match_numpy(dtype):
         np.testing.assert_allclose(twin[name], ref[name], rtol=rtol, atol=rtol * scale, err_msg=name)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_large_windows_go_to_the_reference_and_small_ones_to_the_loops(dtype, monkeypatch):
+    """Above kernels.filterbank.LOOP_MAX multiply-adds per image the twins return the reference's result
+    (BLAS is faster there); at or below, the loops' (checked against it above). Both paths, one size.
+    (Handed over, read and write compute exactly the reference's formulas on the twin's filterbank,
+    which differs from the reference's in the last bits, hence a tolerance here too.)"""
+    import kernels.filterbank as kf
+    d = _parity_inputs(dtype, seed=1)
+    assert d["N"] * d["A"] * d["B"] <= kf.LOOP_MAX
+    loops = _run_all("numba", d)
+    monkeypatch.setattr(kf, "LOOP_MAX", 0)
+    handed_over, ref = _run_all("numba", d), _run_all("numpy", d)
+    rtol = 1e-4 if dtype == np.float32 else 1e-10
+    for name in ref:
+        for result in (handed_over, loops):
+            np.testing.assert_allclose(result[name], ref[name], rtol=rtol, atol=rtol * np.abs(ref[name]).max(), err_msg=name)
+    assert any(not np.array_equal(handed_over[name], loops[name]) for name in ref)   # two different paths ran
+
+
 @pytest.mark.skipif(os.environ.get("NUMBA_DISABLE_JIT") == "1", reason="already running without the JIT")
 def test_numba_twins_match_numpy_as_plain_python():
     """The same parity test with NUMBA_DISABLE_JIT=1, so coverage sees the kernel code itself."""
