@@ -1,8 +1,9 @@
 """`minicap train aligndraw` and the alignDRAW branch of `minicap generate`.
 
-    minicap train aligndraw [--data mnist-captions] [--out DIR] [--steps N] [--no-align] [--resume]
+    minicap train aligndraw [--data mnist-captions|mnist-corners] [--out DIR] [--steps N] [--no-align] [--resume]
                             [--canvases fresh|fixed] [--lr-halflife N] [--caption-encoder bilstm|words]
     minicap roundtrip CHECKPOINT --captioner CAPTIONER [--temperature TAU] [--pixels mean|sample]
+    minicap roundtrip CORNERS_CHECKPOINT [--temperature TAU] [--json]     (a --data mnist-corners run)
     minicap generate CHECKPOINT "the digit three is at the top of the digit one" [MORE CAPTIONS] [--n 8]
                      --out FILE.png [--gif FILE.gif]
 
@@ -11,7 +12,9 @@ held-out combinations excluded); --lr-halflife N halves the learning rate every 
 trains on --train-size fixed canvases instead (the behaviour before; a run saved before these options
 existed resumes that way). Training writes OUT/last.npz and OUT/best.npz (kind "aligndraw", best = lowest validation bound) with a
 config that holds the model sizes and the caption vocabulary, so generating needs nothing else. At the
-end it prints the bound on the captioned-MNIST test split (and on the novel split).
+end it prints the bound on the test split (and on the novel split) of its data. --data mnist-corners trains
+on corner MNIST (minicap.data.corner_mnist; fresh canvases only), and its round trip reads the drawings
+corner by corner with the shipped MNIST classifier, no captioner needed (docs/aligndraw_corners.md).
 
 `minicap generate` (minicap/commands/generate.py) dispatches on the checkpoint's kind; for an "aligndraw"
 checkpoint it calls generate() here, which reuses DRAW's picture helpers (minicap.commands.draw).
@@ -40,7 +43,7 @@ SAMPLE_TEMPERATURE = 0.5
 DEFAULTS = dict(steps=7000, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvases="fresh", train_size=10000,
                 val_size=500, test_size=1000, eval_every=500)
 # what a checkpoint written before these options existed was trained with (a resume keeps it)
-LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm")
+LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm", data="mnist-captions")
 
 
 def configure(parser):
@@ -48,8 +51,10 @@ def configure(parser):
         parser.set_defaults(_aligndraw_command="roundtrip")
         return configure_roundtrip(parser)
     parser.set_defaults(_aligndraw_command="train")
-    parser.add_argument("--data", choices=("mnist-captions",), default="mnist-captions",
-                        help="the captioned-MNIST images generated from the shipped MNIST digits (the only choice)")
+    parser.add_argument("--data", choices=("mnist-captions", "mnist-corners"), default=None,
+                        help="mnist-captions: the captioned-MNIST images generated from the shipped MNIST digits "
+                             "(default); mnist-corners: two digits in two corners, the caption naming each with its "
+                             "corner (minicap.data.corner_mnist, docs/aligndraw_corners.md)")
     parser.add_argument("--out", type=Path, default=Path("runs/aligndraw"),
                         help="folder for last.npz and best.npz (default runs/aligndraw)")
     parser.add_argument("--resume", action="store_true", help="continue the run saved in OUT/last.npz")
@@ -84,20 +89,20 @@ def configure(parser):
 
 
 # options that define the model and its data: a resumed run must keep them
-FIXED_ON_RESUME = ("batch", "lr", "lr_halflife", "canvases", "clip", "train_size", "val_size", "T", "enc_size",
+FIXED_ON_RESUME = ("data", "batch", "lr", "lr_halflife", "canvases", "clip", "train_size", "val_size", "T", "enc_size",
                    "dec_size", "z_size", "align", "caption_encoder", "seed")
 
 
 def _settings(args, previous=None):
     """The defaults, then the checkpoint's settings (on resume), then the command line."""
-    given = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "lr_halflife": args.lr_halflife,
+    given = {"data": args.data, "steps": args.steps, "batch": args.batch, "lr": args.lr, "lr_halflife": args.lr_halflife,
              "canvases": args.canvases, "clip": args.clip,
              "train_size": args.train_size, "val_size": args.val_size, "eval_every": args.eval_every,
              "T": args.T, "enc_size": args.enc, "dec_size": args.dec, "z_size": args.z,
              "align": False if args.no_align else None, "caption_encoder": args.caption_encoder, "seed": args.seed}
     from minicap.models.aligndraw import default_config
     model_defaults = default_config()
-    defaults = dict(DEFAULTS, seed=0, **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align",
+    defaults = dict(DEFAULTS, seed=0, data="mnist-captions", **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align",
                                                                            "caption_encoder")})
     if previous:   # a run from before --canvases / --lr-halflife keeps what it was trained with
         previous = dict(LEGACY, **previous)
@@ -119,7 +124,7 @@ def run(args):
 
 
 def run_train(args):
-    from minicap.data import Vocabulary, make_captioned_mnist
+    from minicap.data import Vocabulary
     from minicap.models import aligndraw as ad
     from minicap.optim import make_optimizer
     from minicap.train import Run, resume_run, train
@@ -127,25 +132,36 @@ def run_train(args):
     folder = open_run_folder(args.out, KIND, args.resume)
     previous, last = folder.previous, folder.last
     cfg = _settings(args, previous)
-    seed = cfg["seed"]
+    seed, family = cfg["seed"], cfg["data"]
+    name = DATA_NAMES[family]
+    if family != "mnist-captions" and cfg["canvases"] == "fixed":
+        raise MinicapError(f"--canvases fixed is only supported with --data mnist-captions; {family} trains on "
+                           f"fresh canvases (drop --canvases)")
 
     if cfg["canvases"] == "fresh":
-        print(f"captioned MNIST: fresh training canvases for every batch; {cfg['val_size']} validation images")
+        print(f"{name}: fresh training canvases for every batch; {cfg['val_size']} validation images")
     else:
-        print(f"generating captioned MNIST: {cfg['train_size']} training and {cfg['val_size']} validation images")
-    data = make_captioned_mnist("train", n=cfg["train_size"], seed=seed)
+        print(f"generating {name}: {cfg['train_size']} training and {cfg['val_size']} validation images")
+    make, _ = ad.data_functions(family)
+    data = make("train", n=cfg["train_size"], seed=seed)
     vocab = Vocabulary(previous["vocab"]) if previous else Vocabulary.build(data.captions)
     words, mask = ad.encode_words(data.captions, vocab)
-    _, val_x, val_words, val_mask = ad.held_out_set("val", cfg["val_size"], vocab)
+    _, val_x, val_words, val_mask = ad.held_out_set("val", cfg["val_size"], vocab, data=family)
 
+    # the words encoder has one position vector per word: enough for the family's longest caption
+    # (captioned MNIST's 12 words fit the default 16; a corner caption has 17)
+    max_words = max(ad.default_config()["max_words"], words.shape[1])
+    if previous:
+        max_words = previous["model"].get("max_words", max_words)
     model = ad.default_config(vocab_size=len(vocab), T=cfg["T"], enc_size=cfg["enc_size"], dec_size=cfg["dec_size"],
-                              z_size=cfg["z_size"], align=cfg["align"], caption_encoder=cfg["caption_encoder"])
+                              z_size=cfg["z_size"], align=cfg["align"], caption_encoder=cfg["caption_encoder"],
+                              max_words=max_words)
     fresh = ad.init_params(model, np.random.default_rng(seed))
     if previous:
         run_ = resume_run(last, KIND, fresh)
         print(f"resuming {last} at step {run_.step}")
     else:
-        config = dict(cfg, model=model, vocab=vocab.words, seed=seed, data=args.data)
+        config = dict(cfg, model=model, vocab=vocab.words, seed=seed, data=family)
         run_ = Run(kind=KIND, config=config, params=fresh, optimizer=make_optimizer("adam", lr=cfg["lr"]),
                    rng=np.random.default_rng([seed, 1]))
         n_params = sum(p.size for p in fresh.values())
@@ -168,7 +184,7 @@ def run_train(args):
 
     if cfg["canvases"] == "fresh":
         train_step = ad.make_train_step(model, None, None, None, cfg["batch"], vocab=vocab, lr=cfg["lr"],
-                                        lr_halflife=cfg["lr_halflife"])
+                                        lr_halflife=cfg["lr_halflife"], data=family)
     else:
         train_step = ad.make_train_step(model, data.images, words, mask, cfg["batch"], lr=cfg["lr"],
                                         lr_halflife=cfg["lr_halflife"])
@@ -179,11 +195,23 @@ def run_train(args):
     report = test_bounds(best if best.exists() else last, n=cfg["test_size"])
     for split, value in report.items():
         print(f"{split} bound (best.npz): {value:.1f} nats per image")
-    print(f'draw from it: minicap generate {best} "the digit three is at the top of the digit one" --out runs/three_one.png')
+    print(f'draw from it: minicap generate {best} "{EXAMPLE_CAPTION[family]}" --out runs/drawn.png')
     return 0
 
 
 # --- evaluation ------------------------------------------------------------------------------------
+DATA_NAMES = {"mnist-captions": "captioned MNIST", "mnist-corners": "corner MNIST"}
+EXAMPLE_CAPTION = {"mnist-captions": "the digit three is at the top of the digit one",
+                   "mnist-corners": "the digit three is at the top left and the digit five is at the bottom right"}
+
+
+def checkpoint_data(path):
+    """The caption family (--data) an aligndraw checkpoint was trained on ("mnist-captions" for a run
+    saved before --data mnist-corners existed)."""
+    from minicap.checkpoint import load_checkpoint
+    return load_checkpoint(resolve_checkpoint(path)).config.get("data", "mnist-captions")
+
+
 def load_model(path, ck=None):
     """(params, model config, Vocabulary) of an aligndraw checkpoint (a run folder stands for its
     best.npz); MinicapError naming the file if it is not one. ck: the Checkpoint, if already loaded."""
@@ -202,9 +230,10 @@ def test_bounds(path, n=1000, splits=("test", "novel")):
     """The mean bound (nats per image, one eps sample each) of a checkpoint on fixed binarised splits."""
     from minicap.models import aligndraw as ad
     params, model, vocab = load_model(path)
+    family = checkpoint_data(path)
     out = {}
     for split in splits:
-        _, x, words, mask = ad.held_out_set(split, n, vocab)
+        _, x, words, mask = ad.held_out_set(split, n, vocab, data=family)
         out[split] = float(ad.bound(params, x, words, mask, model, np.random.default_rng(1)).mean())
     return out
 
@@ -273,9 +302,10 @@ def captioner_function(path, beam_size=1):
 
 def configure_roundtrip(parser):
     parser.add_argument("checkpoint", type=Path, help="a `minicap train aligndraw` checkpoint (or its --out folder)")
-    parser.add_argument("--captioner", type=Path, required=True,
+    parser.add_argument("--captioner", type=Path, default=None,
                         help="a `minicap train captioner --attention soft` checkpoint (or its folder) that captions "
-                             "the drawings")
+                             "the drawings (required for a mnist-captions run; a mnist-corners run's drawings are "
+                             "read corner by corner by the shipped MNIST classifier instead)")
     parser.add_argument("--split", choices=("test", "novel", "both"), default="both",
                         help="prompts from the test split (combinations seen in training) or the novel split "
                              "(held-out digit/position combinations); default both")
@@ -298,6 +328,15 @@ def run_roundtrip(args):
     the accuracy per template (minicap.data.accuracy_by_template)."""
     import json
     from minicap.data import accuracy_by_template
+    family = checkpoint_data(args.checkpoint)
+    if family == "mnist-corners":
+        if args.captioner is not None:
+            raise MinicapError(f"{args.checkpoint} was trained on mnist-corners, whose drawings are read corner by "
+                               f"corner by the MNIST classifier (corner_mnist.read_corners): drop --captioner")
+        return run_corner_roundtrip(args)
+    if args.captioner is None:
+        raise MinicapError(f"{args.checkpoint} was trained on {family}: give --captioner, a `minicap train captioner "
+                           f"--attention soft` checkpoint that captions the drawings")
     caption_images = captioner_function(args.captioner, args.beam)
     splits = ("test", "novel") if args.split == "both" else (args.split,)
     report = {"checkpoint": str(resolve_checkpoint(args.checkpoint)), "captioner": str(args.captioner), "beam": args.beam,
@@ -332,6 +371,67 @@ def run_roundtrip(args):
         print(f"  {'template':14s} {'prompts':>7s} {'right':>6s} {'digits':>6s} {'layout':>6s}")
         for name, r in report[f"{split}_by_template"].items():
             print(f"  {name:14s} {r['prompts']:7d} {r['correct']:6.1%} {r['digits']:6.1%} {r['layout']:6.1%}")
+    return 0
+
+
+def corner_round_trip(path, split="test", n=500, seed=0, rng_seed=0, temperature=SAMPLE_TEMPERATURE, pixels="mean"):
+    """The round trip of a mnist-corners run: draw an image for each of the first n captions of a
+    corner-MNIST split, read each drawing's four corners with the MNIST classifier
+    (corner_mnist.read_corners), and count the drawings read exactly as captioned (corner_accuracy: the
+    named corners hold the named digits, the others are empty). Every test prompt is a training
+    combination (fresh canvases); the novel split holds a held-out (corner, digit) pair in every prompt.
+    Returns dict(accuracy, clause_accuracy, n, read, data, images)."""
+    from minicap.data.corner_mnist import clause_accuracy, corner_accuracy, make_corner_mnist, read_corners
+    params, model, vocab = load_model(path)
+    data = make_corner_mnist(split, n=n, seed=seed)
+    images = generate_for_captions(params, model, vocab, data.captions, np.random.default_rng(rng_seed),
+                                   temperature=temperature, pixels=pixels)
+    read = read_corners(images)
+    return dict(accuracy=corner_accuracy(read, data), clause_accuracy=clause_accuracy(read, data), n=len(data),
+                read=read, data=data, images=images)
+
+
+def describe_reading(read):
+    """A reading of the four corners as text: "top left three, bottom right five" ("empty": no digit)."""
+    from minicap.data import DIGIT_WORDS
+    from minicap.data.corner_mnist import CORNERS
+    named = [f"{corner} {DIGIT_WORDS[d]}" for corner, d in zip(CORNERS, np.asarray(read).tolist()) if d >= 0]
+    return ", ".join(named) or "empty"
+
+
+def run_corner_roundtrip(args):
+    """`minicap roundtrip` for a mnist-corners run: the exact-reading accuracy per split, the share of
+    clauses drawn right, the reader's accuracy on the split's real canvases (the ceiling) and the bound."""
+    import json
+    from minicap.data.corner_mnist import corner_accuracy, read_corners
+    splits = ("test", "novel") if args.split == "both" else (args.split,)
+    report = {"checkpoint": str(resolve_checkpoint(args.checkpoint)), "data": "mnist-corners",
+              "reader": "corner_mnist.read_corners (data/encoder_mnist.npz)", "temperature": args.temperature,
+              "pixels": args.pixels}
+    rows = []
+    for split in splits:
+        result = corner_round_trip(args.checkpoint, split=split, n=args.n, rng_seed=args.seed,
+                                   temperature=args.temperature, pixels=args.pixels)
+        report[f"{split}_round_trip_accuracy"] = result["accuracy"]
+        report[f"{split}_clause_accuracy"] = result["clause_accuracy"]
+        report[f"{split}_prompts"] = result["n"]
+        # the reader on the split's real canvases: the ceiling the drawings are judged against
+        report[f"{split}_reader_accuracy_on_real_images"] = corner_accuracy(read_corners(result["data"].images),
+                                                                            result["data"])
+        if not args.no_bound:
+            report[f"{split}_bound"] = test_bounds(args.checkpoint, n=args.n, splits=(split,))[split]
+        rows.append((split, result))
+    if args.png is not None:
+        from minicap.viz import save_round_trip_figure
+        save_round_trip_figure([(split, r["data"].captions[i], describe_reading(r["read"][i]),
+                                 bool((r["read"][i] == r["data"].expected_reading()[i]).all()), r["images"][i])
+                                for split, r in rows for i in range(min(8, r["n"]))], args.png)
+        print(f"wrote {args.png}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    for key, value in report.items():
+        print(f"{key:42s} {value:.4f}" if isinstance(value, float) else f"{key:42s} {value}")
     return 0
 
 

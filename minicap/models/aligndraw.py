@@ -493,13 +493,30 @@ def binarize(images, rng):
     return (rng.random(images.shape) < images).astype(np.float32)
 
 
-def held_out_set(split, n, vocab, seed=0):
-    """A fixed evaluation set: (data, x binary (n, 60, 60), words, mask) for split 'val', 'test' or 'novel'."""
-    from minicap.data import make_captioned_mnist
-    data = make_captioned_mnist(split, n=n, seed=seed)
-    x = binarize(data.images, np.random.default_rng([HELD_OUT_BINARIZE_SEED, ["val", "test", "novel"].index(split)]))
-    words, mask = encode_words(data.captions, vocab)
-    return data, x, words, mask
+# The caption families alignDRAW trains on: --data name -> (module, make_X(split, n, seed), sample_X(rng, n, split)).
+DATA_FAMILIES = {"mnist-captions": ("minicap.data.captioned_mnist", "make_captioned_mnist", "sample_captioned_mnist"),
+                 "mnist-corners": ("minicap.data.corner_mnist", "make_corner_mnist", "sample_corner_mnist")}
+DEFAULT_DATA = "mnist-captions"
+
+
+def data_functions(data=DEFAULT_DATA):
+    """(make(split, n, seed), sample(rng, n, split)) of a caption family (DATA_FAMILIES)."""
+    import importlib
+    if data not in DATA_FAMILIES:
+        raise MinicapError(f"unknown alignDRAW data {data!r}: choose one of {', '.join(DATA_FAMILIES)}")
+    module, make, sample = DATA_FAMILIES[data]
+    module = importlib.import_module(module)
+    return getattr(module, make), getattr(module, sample)
+
+
+def held_out_set(split, n, vocab, seed=0, data=DEFAULT_DATA):
+    """A fixed evaluation set: (data, x binary (n, 60, 60), words, mask) for split 'val', 'test' or 'novel'
+    of the caption family `data` (DATA_FAMILIES; captioned MNIST by default)."""
+    make, _ = data_functions(data)
+    examples = make(split, n=n, seed=seed)
+    x = binarize(examples.images, np.random.default_rng([HELD_OUT_BINARIZE_SEED, ["val", "test", "novel"].index(split)]))
+    words, mask = encode_words(examples.captions, vocab)
+    return examples, x, words, mask
 
 
 def learning_rate(base_lr, step, halflife):
@@ -509,7 +526,8 @@ def learning_rate(base_lr, step, halflife):
     return base_lr if not halflife else base_lr * 2.0 ** (-step / halflife)
 
 
-def make_train_step(config, images, words, mask, batch_size, vocab=None, lr=None, lr_halflife=None):
+def make_train_step(config, images, words, mask, batch_size, vocab=None, lr=None, lr_halflife=None,
+                    data=DEFAULT_DATA):
     """A train_step(run) for minicap.train.train: a random batch of captioned images (freshly
     binarised) with their captions, and fresh eps. Everything random comes from run.rng.
 
@@ -518,8 +536,10 @@ def make_train_step(config, images, words, mask, batch_size, vocab=None, lr=None
     captioned_mnist.sample_captioned_mnist (the training digits, the held-out combinations excluded),
     so the model never sees the same canvas twice and resuming continues exactly.
     lr, lr_halflife: if lr is given, the optimizer's learning rate is set to
-    learning_rate(lr, run.step, lr_halflife) before each step."""
-    from minicap.data.captioned_mnist import sample_captioned_mnist
+    learning_rate(lr, run.step, lr_halflife) before each step.
+    data: the caption family of the fresh canvases (DATA_FAMILIES: "mnist-corners" draws them with
+    corner_mnist.sample_corner_mnist instead)."""
+    _, sample = data_functions(data)
     if images is None and vocab is None:
         raise ValueError("make_train_step needs a fixed training set (images, words, mask) or a vocab for fresh canvases")
 
@@ -527,9 +547,9 @@ def make_train_step(config, images, words, mask, batch_size, vocab=None, lr=None
         if lr is not None:
             run.optimizer.lr = learning_rate(lr, run.step, lr_halflife)
         if images is None:
-            data = sample_captioned_mnist(run.rng, batch_size, "train")
-            x = binarize(data.images, run.rng)
-            batch_words, batch_mask = encode_words(data.captions, vocab)
+            fresh = sample(run.rng, batch_size, "train")
+            x = binarize(fresh.images, run.rng)
+            batch_words, batch_mask = encode_words(fresh.captions, vocab)
         else:
             idx = run.rng.integers(0, len(images), size=batch_size)
             x = binarize(images[idx], run.rng)
