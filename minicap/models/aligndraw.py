@@ -493,20 +493,20 @@ def binarize(images, rng):
     return (rng.random(images.shape) < images).astype(np.float32)
 
 
-# The caption families alignDRAW trains on: --data name -> (module, make_X(split, n, seed), sample_X(rng, n, split)).
-DATA_FAMILIES = {"mnist-captions": ("minicap.data.captioned_mnist", "make_captioned_mnist", "sample_captioned_mnist"),
-                 "mnist-corners": ("minicap.data.corner_mnist", "make_corner_mnist", "sample_corner_mnist")}
+# The caption families alignDRAW trains on (the --data choices); data_functions gives their functions.
+DATA_FAMILIES = ("mnist-captions", "mnist-corners")
 DEFAULT_DATA = "mnist-captions"
 
 
 def data_functions(data=DEFAULT_DATA):
-    """(make(split, n, seed), sample(rng, n, split)) of a caption family (DATA_FAMILIES)."""
-    import importlib
-    if data not in DATA_FAMILIES:
+    """(make(split, n, seed), sample(rng, n, split)) of a caption family of DATA_FAMILIES:
+    captioned_mnist's make_captioned_mnist / sample_captioned_mnist, or corner_mnist's."""
+    from minicap.data import captioned_mnist, corner_mnist
+    functions = {"mnist-captions": (captioned_mnist.make_captioned_mnist, captioned_mnist.sample_captioned_mnist),
+                 "mnist-corners": (corner_mnist.make_corner_mnist, corner_mnist.sample_corner_mnist)}
+    if data not in functions:
         raise MinicapError(f"unknown alignDRAW data {data!r}: choose one of {', '.join(DATA_FAMILIES)}")
-    module, make, sample = DATA_FAMILIES[data]
-    module = importlib.import_module(module)
-    return getattr(module, make), getattr(module, sample)
+    return functions[data]
 
 
 def held_out_set(split, n, vocab, seed=0, data=DEFAULT_DATA):
