@@ -408,6 +408,11 @@ def test_round_trip_counts_captions_that_state_the_prompt(tiny_run):
     assert not set(np.unique(wrong["images"])) <= {0.0, 1.0}
 
 
+def test_encode_words_refuses_an_empty_list_in_one_line():
+    with pytest.raises(MinicapError, match="no captions"):
+        ad.encode_words([], Vocabulary.build(["the digit one ."]))
+
+
 def test_accuracy_by_template_tells_swapped_digits_from_wrong_ones():
     """Per template: right, right digits (any order), right layout (any digits). Two digits swapped
     keep both and are wrong unless the two are equal; a corner read as another corner has the wrong

@@ -137,6 +137,8 @@ def encode_words(captions, vocab):
     in the vocabulary raises MinicapError naming it and listing the vocabulary.
     """
     from collections import Counter
+    if not len(captions):
+        raise MinicapError("no captions to encode: give at least one, e.g. 'the digit three is at the top of the digit one'")
     unknown = Counter()
     rows = [vocab.encode(c, unknown) for c in captions]
     if unknown:
