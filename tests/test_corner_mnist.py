@@ -77,7 +77,7 @@ def test_captions_parse_to_the_corners_and_digits():
                                                          "at the bottom right .")
     assert cm.parse_corner_caption("the digit three is at the top left and the digit five is at the top left") is None
     assert cm.parse_corner_caption("the digit three is at the middle") is None
-    assert cm.parse_corner_caption("the digit 3 is at the top left") is None
+    assert cm.parse_corner_caption("the digit 3 is at the top left") == ((0, 3),)   # numerals, as captioned MNIST
 
 
 def test_sample_corner_mnist_draws_from_the_rng():

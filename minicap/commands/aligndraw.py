@@ -228,9 +228,11 @@ def load_model(path, ck=None):
 
 def test_bounds(path, n=1000, splits=("test", "novel")):
     """The mean bound (nats per image, one eps sample each) of a checkpoint on fixed binarised splits."""
+    from minicap.checkpoint import load_checkpoint
     from minicap.models import aligndraw as ad
-    params, model, vocab = load_model(path)
-    family = checkpoint_data(path)
+    ck = load_checkpoint(resolve_checkpoint(path), kind=KIND)
+    params, model, vocab = load_model(path, ck)
+    family = ck.config.get("data", "mnist-captions")
     out = {}
     for split in splits:
         _, x, words, mask = ad.held_out_set(split, n, vocab, data=family)
@@ -269,10 +271,11 @@ def round_trip(path, caption_images, split="test", n=500, seed=0, only_seen=True
     """
     from minicap.checkpoint import load_checkpoint
     from minicap.data import caption_accuracy, make_captioned_mnist
-    params, model, vocab = load_model(path)
+    ck = load_checkpoint(resolve_checkpoint(path), kind=KIND)
+    params, model, vocab = load_model(path, ck)
+    config = ck.config
     data = make_captioned_mnist(split, n=n, seed=seed)
     n_prompts = len(data)
-    config = load_checkpoint(resolve_checkpoint(path)).config
     if only_seen and config.get("canvases", "fixed") == "fixed":
         seen = set(make_captioned_mnist("train", n=config["train_size"], seed=config["seed"]).captions)
         data = data.subset(np.array([i for i, c in enumerate(data.captions) if c in seen], dtype=np.int64))
@@ -361,10 +364,7 @@ def run_roundtrip(args):
     if args.json:
         print(json.dumps(report))
         return 0
-    for key, value in report.items():
-        if key.endswith("_by_template"):
-            continue
-        print(f"{key:42s} {value:.4f}" if isinstance(value, float) else f"{key:42s} {value}")
+    _print_report(report)
     for split, _ in rows:
         print(f"\n{split} prompts by template: the share read back right, and the share whose caption names the "
               f"prompt's digits / has its layout")
@@ -430,9 +430,15 @@ def run_corner_roundtrip(args):
     if args.json:
         print(json.dumps(report))
         return 0
-    for key, value in report.items():
-        print(f"{key:42s} {value:.4f}" if isinstance(value, float) else f"{key:42s} {value}")
+    _print_report(report)
     return 0
+
+
+def _print_report(report):
+    """A round-trip report's numbers, one per line (tables, like the per-template one, are printed apart)."""
+    for key, value in report.items():
+        if not isinstance(value, dict):
+            print(f"{key:42s} {value:.4f}" if isinstance(value, float) else f"{key:42s} {value}")
 
 
 def _accuracy_on(caption_images, data):

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from minicap.data.captioned_mnist import (CANVAS, DIGIT, DIGIT_WORDS, RANGES, TEMPLATE_NAMES, _DIGIT_POOL, _SPLIT_CODE,
-                                          DEFAULT_BANNED_SEED, DEFAULT_SIZES, SPLITS, banned_digits)
+                                          _WORD_TO_DIGIT, DEFAULT_BANNED_SEED, DEFAULT_SIZES, SPLITS, banned_digits)
 from minicap.data.mnist import load_mnist_5k, mnist_5k_split_indices
 from minicap.errors import MinicapError
 from minicap.text import tokenize
@@ -191,12 +191,12 @@ def _generate(rng, n, split, k, banned_seed):
 
 
 # --- reading captions and canvases back ----------------------------------------------------------
-_WORD_TO_DIGIT = {w: d for d, w in enumerate(DIGIT_WORDS)}
 
 
 def parse_corner_caption(caption):
     """A corner-MNIST caption (str or tokens) -> ((corner index, digit), ...) in caption order, or None
-    if it is not 1-4 well-formed clauses joined by "and" naming different corners."""
+    if it is not 1-4 well-formed clauses joined by "and" naming different corners. Digits may be words
+    or numerals, as in captioned MNIST."""
     tokens = tokenize(caption) if isinstance(caption, str) else [t.lower() for t in caption if t != "."]
     out, clauses = [], " ".join(tokens).split(" and ")
     for clause in clauses:

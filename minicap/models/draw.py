@@ -278,7 +278,9 @@ def backward(cache, per_step_weight_grads=False):
         else:
             grads[name] = value.copy()
 
-    weights_T = {}    # each LSTM's [Wx; Wh]^T, made once for all T steps (nn.lstm_input_grads)
+    # each LSTM's [Wx; Wh]^T, made once for all T steps (nn.lstm_input_grads); an LSTM cache holds Wx, Wh at 3, 4
+    weights_T = {prefix: nn.stacked_weights_T(steps[0][index][3], steps[0][index][4])
+                 for prefix, index in (("enc_", 2), ("dec_", 4))}
 
     def lstm_backward(dnext_h, dnext_c, lstm_cache, das, prefix):
         """One LSTM step back: dx, dprev_h, dprev_c; keeps da_t in das for the products after the loop."""
@@ -286,8 +288,6 @@ def backward(cache, per_step_weight_grads=False):
             dx, dprev_h, dprev_c, dWx, dWh, db = lstm_step_backward(dnext_h, dnext_c, lstm_cache)
             add(prefix + "Wx", dWx), add(prefix + "Wh", dWh), add(prefix + "b", db)
             return dx, dprev_h, dprev_c
-        if prefix not in weights_T:
-            weights_T[prefix] = nn.stacked_weights_T(lstm_cache[3], lstm_cache[4])
         return lstm_step_backward_keeping_da(dnext_h, dnext_c, lstm_cache, das, weights_T[prefix])
 
     dtype = dcanvas.dtype
