@@ -54,6 +54,24 @@ def test_whole_model_gradient_check(align, encoder):
         assert grads["position_W"][:4].any(axis=1).all() and not grads["position_W"][4].any()
 
 
+def test_kl_weight_scales_only_the_kl_and_its_gradient_checks():
+    """kl_weight = beta: the loss is recon + beta KL (batch means) while parts["bound"] stays recon + KL,
+    and the whole model's gradient (every parameter) matches finite differences of that loss."""
+    config, params, batch = tiny_model(kl_weight=3.0)
+    eps = np.random.default_rng(5).standard_normal((config["T"], len(WORDS), config["z_size"]))
+    (value, parts), _ = ad.forward(params, batch["x"], batch["words"], batch["mask"], eps, config)
+    assert value == pytest.approx(parts["recon"] + 3.0 * parts["kl"], rel=1e-12)
+    assert parts["bound"].mean() == pytest.approx(parts["recon"] + parts["kl"], rel=1e-12)
+    (plain, plain_parts), _ = ad.forward(params, batch["x"], batch["words"], batch["mask"], eps,
+                                         dict(config, kl_weight=1.0))
+    assert plain == pytest.approx(plain_parts["bound"].mean(), rel=1e-12) and plain < value
+    errors = check_model(functools.partial(ad.loss, config=config), params, batch, seed=3, h=1e-5)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < TOLERANCE, f"gradient of {worst}: relative error {errors[worst]:.2e}"
+    with pytest.raises(ValueError, match="kl_weight must be positive"):
+        ad.default_config(kl_weight=0)
+
+
 def test_one_step_model_uses_the_standard_normal_prior():
     """P(Z_1) = N(0, I): with T = 1 the learned prior is never used, so its gradient is exactly zero,
     and the KL is DRAW's KL(q || N(0, I))."""

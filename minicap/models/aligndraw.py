@@ -37,6 +37,10 @@ The loss is the negative variational lower bound, in nats per image, averaged ov
                                              + (sigma_j^2 + (mu_j - mu'_j)^2) / (2 sigma'_j^2) - 1/2
     loss = mean over the batch of L^x + L^z   >=  -log p(x | y)
 
+With config kl_weight = beta != 1 (the default is 1, the paper's bound) the training loss is
+mean(L^x + beta L^z), as in a beta-VAE: beta > 1 makes information in the latents cost more, so the
+generator leans on the caption for what to draw (the bound, parts["bound"], stays L^x + L^z).
+
 The canvas and the generator and inference states start from learned values (canvas0, dec_h0,
 dec_c0, enc_h0, enc_c0); the canvas starts near -6, so sigmoid(c_0) is black, not grey (REFERENCE
 notes the authors' -10). To generate, run the generator alone: z_t ~ P(Z_t | Z_{1:t-1}, y).
@@ -68,11 +72,13 @@ def default_config(**overrides):
     minutes on two CPU cores (see docs/aligndraw.md)."""
     config = dict(width=60, height=60, T=16, read_n=8, write_n=8, enc_size=256, dec_size=256, z_size=100,
                   embed_size=64, lang_size=64, align_size=128, vocab_size=None, attention=True, align=True,
-                  canvas_init=-6.0, caption_encoder="bilstm", position_size=64, max_words=16)
+                  canvas_init=-6.0, caption_encoder="bilstm", position_size=64, max_words=16, kl_weight=1.0)
     unknown = set(overrides) - set(config)
     if unknown:
         raise ValueError(f"unknown alignDRAW config keys: {', '.join(sorted(unknown))}")
     config.update(overrides)
+    if not config["kl_weight"] > 0:
+        raise ValueError(f"kl_weight must be positive, got {config['kl_weight']!r}")
     if config["caption_encoder"] not in CAPTION_ENCODERS:
         raise ValueError(f"caption_encoder must be one of {', '.join(CAPTION_ENCODERS)}, got {config['caption_encoder']!r}")
     return config
@@ -280,7 +286,8 @@ def forward(params, x, words, mask, eps, config):
     """The negative bound of a batch.
 
     x: (Bt, B, A) binary images; words: (Bt, L) ids, mask: (Bt, L) bool; eps: (T, Bt, Z) the noise.
-    Returns (loss, parts) and the cache: loss = batch mean of L^x + L^z (nats per image),
+    Returns (loss, parts) and the cache: loss = batch mean of L^x + beta L^z (beta = config["kl_weight"],
+    1 by default: the negative bound in nats per image),
     parts = {"recon": mean L^x, "kl": mean L^z, "bound": (Bt,) L^x + L^z, "alphas": (T, Bt, L)}.
     """
     lstm_step = backend.get("lstm_step_forward")
@@ -324,10 +331,12 @@ def forward(params, x, words, mask, eps, config):
                        dec_cache, write_cache))
     recon, nll_cache = draw.bernoulli_nll_forward(canvas, x)
     per_image = recon + kl
+    beta = config["kl_weight"]
+    objective = per_image if beta == 1 else recon + beta * kl
     parts = {"recon": float(recon.mean()), "kl": float(kl.mean()), "bound": per_image,
              "alphas": np.stack(alphas) if alphas else None}
     cache = (params, steps, nll_cache, enc_caption_cache, h_lang, None if config["align"] else mean_weights, config)
-    return (float(per_image.mean()), parts), cache
+    return (float(objective.mean()), parts), cache
 
 
 def backward(cache):
@@ -336,6 +345,7 @@ def backward(cache):
     Z, R = config["z_size"], draw.read_size(config)
     Bt = nll_cache[1].shape[0]
     dnll = np.full(Bt, 1.0 / Bt, dtype=nll_cache[0].dtype)        # loss = mean over the batch
+    dkl = dnll * config["kl_weight"]
     dcanvas = draw.bernoulli_nll_backward(dnll, nll_cache)
     dtype = dcanvas.dtype
     grads = {}
@@ -378,9 +388,9 @@ def backward(cache):
             add_all(["align_W", "align_v"], [dW, dv])
         else:
             ds_mean = ds_mean + ds
-        # z = mu_q + sigma_q eps, and the KL term (weight 1/Bt, like the reconstruction)
+        # z = mu_q + sigma_q eps, and the KL term (weight beta/Bt; the reconstruction's is 1/Bt)
         h_enc, e, sigma_q = latent
-        dmu_q, dls_q, dmu_p, dls_p = gaussian_kl_backward(dnll, kl_cache)
+        dmu_q, dls_q, dmu_p, dls_p = gaussian_kl_backward(dkl, kl_cache)
         dmu_q = dmu_q + dz
         dls_q = dls_q + dz * e * sigma_q
         if prior_cache is not None:
