@@ -35,12 +35,12 @@ def tiny_model(align=True, seed=0, **overrides):
     return config, params, {"x": x, "words": WORDS, "mask": WORDS != 0}
 
 
-@pytest.mark.parametrize("encoder", ["bilstm", "words"])
+@pytest.mark.parametrize("encoder", ["bilstm", "words", "bilstm+words"])
 @pytest.mark.parametrize("align", [True, False], ids=["alignment", "mean-of-words"])
 def test_whole_model_gradient_check(align, encoder):
     """Every parameter, through T steps of read, inference, prior, KL, alignment, generator and write,
-    and back through the caption encoder (the bidirectional LSTM, or the words encoder's embeddings
-    and position vectors; max_words 5 > the 4 words here, so one position row must get exactly zero).
+    and back through the caption encoder (the bidirectional LSTM, with or without each word's own
+    embedding beside it, or the words encoder's embeddings and position vectors; max_words 5 > the 4 words here, so one position row must get exactly zero).
     The noise is fixed (check_model re-seeds the rng before every call). h = 1e-5: the loss is ~ 60
     nats, so h = 1e-6 leaves round-off of ~1e-10 / 1e-6 on gradients of ~1e-4, which alone reaches
     1e-6; the O(h^2) error at 1e-5 is far below that."""
@@ -480,6 +480,26 @@ def test_words_encoder_cli_keeps_its_encoder_on_resume_and_refuses_long_captions
     result = _cli("generate", tmp_path / "run", "the digit one is at the top of the digit " + "one " * 10, "--out",
                   tmp_path / "g.png", cwd=tmp_path)
     assert result.returncode == 2 and "at most 16" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_kl_weight_and_bilstm_words_cli_are_recorded_and_kept_on_resume(tmp_path):
+    """--kl-weight 3 --caption-encoder bilstm+words: trains, both are recorded in the model config, the log
+    says the loss is not the bound, a resume with another weight is refused, and a weight of 0 is refused
+    in one line."""
+    from minicap.checkpoint import load_checkpoint
+    small = ["--T", 2, "--enc", 4, "--dec", 4, "--z", 2, "--val-size", 4, "--eval-every", 1]
+    result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 1, "--kl-weight", 3,
+                  "--caption-encoder", "bilstm+words", *small, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "KL weight 3" in result.stdout and "caption encoder bilstm+words" in result.stdout
+    assert "training loss (recon + 3 KL)" in result.stdout
+    model = load_checkpoint(tmp_path / "run" / "last.npz").config["model"]
+    assert model["kl_weight"] == 3.0 and model["caption_encoder"] == "bilstm+words"
+    result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 2, "--resume", "--kl-weight", 1,
+                  cwd=tmp_path)
+    assert result.returncode == 2 and "kl_weight" in result.stderr and "Traceback" not in result.stderr
+    result = _cli("train", "aligndraw", "--out", tmp_path / "other", "--kl-weight", 0, cwd=tmp_path)
+    assert result.returncode == 2 and "--kl-weight" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_fresh_canvas_run_has_seen_every_test_prompt(tmp_path):

@@ -1,7 +1,7 @@
 """`minicap train aligndraw` and the alignDRAW branch of `minicap generate`.
 
     minicap train aligndraw [--data mnist-captions|mnist-corners] [--out DIR] [--steps N] [--no-align] [--resume]
-                            [--canvases fresh|fixed] [--lr-halflife N] [--caption-encoder bilstm|words]
+                            [--canvases fresh|fixed] [--lr-halflife N] [--caption-encoder bilstm|words|bilstm+words]
                             [--kl-weight BETA]
     minicap roundtrip CHECKPOINT --captioner CAPTIONER [--temperature TAU] [--pixels mean|sample]
     minicap roundtrip CORNERS_CHECKPOINT [--temperature TAU] [--json]     (a --data mnist-corners run)
@@ -72,9 +72,10 @@ def configure(parser):
                         help=f"clip each parameter's gradient to this norm (default {DEFAULTS['clip']}, as the paper)")
     parser.add_argument("--no-align", action="store_true",
                         help="the paper's no-alignment baseline: the generator sees the mean of the word states")
-    parser.add_argument("--caption-encoder", choices=("bilstm", "words"), default=None,
+    parser.add_argument("--caption-encoder", choices=("bilstm", "words", "bilstm+words"), default=None,
                         help="bilstm: the paper's bidirectional LSTM over the caption (default); words: each word's "
-                             "embedding beside a learned vector for its position, nothing mixed")
+                             "embedding beside a learned vector for its position, nothing mixed; bilstm+words: the "
+                             "LSTM's states beside each word's own embedding")
     parser.add_argument("--kl-weight", type=positive_float, default=None, metavar="BETA",
                         help="train on reconstruction + BETA x KL (default 1: the variational bound, as the paper); "
                              "BETA > 1 makes the latents carry less, so drawings follow the caption more (the "

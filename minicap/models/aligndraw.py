@@ -7,7 +7,8 @@ The caption y = (y_1 .. y_L) (word ids, padded, with a 0/1 mask) is read once by
 
     h^lang_j = [h^fwd_j ; h^bwd_j]                        (Bt, L, 2 H_lang)   the words, in context
 
-(or, with config caption_encoder="words", h^lang_j = [E y_j ; P_j]: each word's embedding beside a
+(or, with config caption_encoder="bilstm+words", h^lang_j = [h^fwd_j ; h^bwd_j ; E y_j]: the word itself
+beside it; with caption_encoder="words", h^lang_j = [E y_j ; P_j]: each word's embedding beside a
 learned vector for its position, nothing mixed; see encode_caption_forward.)
 
 Then, for t = 1..T, with h^gen_{t-1} the previous generator ("decoder") state:
@@ -84,14 +85,17 @@ def default_config(**overrides):
     return config
 
 
-CAPTION_ENCODERS = ("bilstm", "words")
+CAPTION_ENCODERS = ("bilstm", "words", "bilstm+words")
 
 
 def lang_width(config):
     """The width of h^lang_j (and of the sentence context s_t): 2 H_lang for the bidirectional LSTM,
-    E + P for the words encoder (the word's embedding beside its position's)."""
+    E + P for the words encoder (the word's embedding beside its position's), 2 H_lang + E for
+    bilstm+words (the LSTM states beside the word's own embedding)."""
     if config["caption_encoder"] == "words":
         return config["embed_size"] + config["position_size"]
+    if config["caption_encoder"] == "bilstm+words":
+        return 2 * config["lang_size"] + config["embed_size"]
     return 2 * config["lang_size"]
 
 
@@ -222,7 +226,9 @@ def encode_caption_forward(params, words, mask, config):
     caption_encoder "bilstm" (the paper's): h^lang_j = [h^fwd_j ; h^bwd_j], a bidirectional LSTM.
     caption_encoder "words": h^lang_j = [E y_j ; P_j], the word's embedding beside a learned vector for
     its position j in the caption; nothing mixes the words, so what a word is and where it stands
-    reach the generator separately (docs/aligndraw.md: composing novel captions)."""
+    reach the generator separately (docs/aligndraw.md: composing novel captions).
+    caption_encoder "bilstm+words": h^lang_j = [h^fwd_j ; h^bwd_j ; E y_j], the words in context beside
+    the word itself: attending to a digit's word gives its identity whatever the words around it."""
     emb, emb_cache = nn.embedding_forward(words, params["embed_W"], null_idx=NULL)
     if config["caption_encoder"] == "words":
         L = words.shape[1]
@@ -236,6 +242,9 @@ def encode_caption_forward(params, words, mask, config):
         h_lang, lang_cache = nn.bilstm_forward(emb, mask, params["lang_f_Wx"], params["lang_f_Wh"],
                                                params["lang_f_b"], params["lang_b_Wx"], params["lang_b_Wh"],
                                                params["lang_b_b"])
+        if config["caption_encoder"] == "bilstm+words":
+            h_lang = np.concatenate([h_lang, emb * mask[:, :, None].astype(emb.dtype)], axis=2)
+            lang_cache = (lang_cache, mask, 2 * config["lang_size"])
     a_proj, proj_cache = None, None
     if config["align"]:
         a_proj, proj_cache = nn.temporal_affine_forward(h_lang, params["align_U"], params["align_b"])
@@ -255,6 +264,11 @@ def encode_caption_backward(dh_lang, da_proj, cache):
         demb = dh_lang[:, :, :E]
         grads["position_W"] = np.zeros((max_words, dh_lang.shape[2] - E), dh_lang.dtype)
         grads["position_W"][:dh_lang.shape[1]] = dh_lang[:, :, E:].sum(axis=0)
+    elif encoder == "bilstm+words":
+        lang_cache, mask, width = lang_cache
+        demb, *dlang = nn.bilstm_backward(np.ascontiguousarray(dh_lang[:, :, :width]), lang_cache)
+        demb = demb + dh_lang[:, :, width:] * mask[:, :, None].astype(dh_lang.dtype)
+        grads.update(zip(["lang_f_Wx", "lang_f_Wh", "lang_f_b", "lang_b_Wx", "lang_b_Wh", "lang_b_b"], dlang))
     else:
         demb, *dlang = nn.bilstm_backward(dh_lang, lang_cache)
         grads.update(zip(["lang_f_Wx", "lang_f_Wh", "lang_f_b", "lang_b_Wx", "lang_b_Wh", "lang_b_b"], dlang))
