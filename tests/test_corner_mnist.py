@@ -212,6 +212,7 @@ def test_refusals(corner_run, tmp_path):
     result = _cli("train", "aligndraw", "--out", tmp_path / "fixed", "--steps", 1, "--canvases", "fixed", *SMALL,
                   cwd=tmp_path)
     assert result.returncode == 2 and "--canvases fixed" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "fixed").exists()          # refused before the run folder was made
     result = _cli("generate", out, "the digit three is at the middle", "--out", tmp_path / "g.png", cwd=tmp_path)
     assert result.returncode == 2 and "'middle'" in result.stderr
     # a captioned-MNIST run still needs its captioner

@@ -136,14 +136,18 @@ def run_train(args):
     from minicap.optim import make_optimizer
     from minicap.train import Run, resume_run, train
 
+    def refuse_fixed_canvases(family, canvases):
+        if family != "mnist-captions" and canvases == "fixed":
+            raise MinicapError(f"--canvases fixed is only supported with --data mnist-captions; {family} trains on "
+                               f"fresh canvases (drop --canvases)")
+
+    refuse_fixed_canvases(args.data or "mnist-captions", args.canvases)   # before the run folder is made
     folder = open_run_folder(args.out, KIND, args.resume)
     previous, last = folder.previous, folder.last
     cfg = _settings(args, previous)
     seed, family = cfg["seed"], cfg["data"]
     name = DATA_NAMES[family]
-    if family != "mnist-captions" and cfg["canvases"] == "fixed":
-        raise MinicapError(f"--canvases fixed is only supported with --data mnist-captions; {family} trains on "
-                           f"fresh canvases (drop --canvases)")
+    refuse_fixed_canvases(family, cfg["canvases"])
 
     if cfg["canvases"] == "fresh":
         print(f"{name}: fresh training canvases for every batch; {cfg['val_size']} validation images")
