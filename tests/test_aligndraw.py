@@ -287,6 +287,20 @@ def test_settings_of_a_run_from_before_fresh_canvases_keep_the_fixed_set():
         aligndraw_cli._settings(parser.parse_args(["--lr-halflife", "100"]), old)
 
 
+def test_new_runs_train_with_kl_weight_2_and_older_runs_resume_with_the_bound():
+    """The command's default KL weight is 2 (the model's own default stays 1, the paper's bound); a
+    checkpoint from before --kl-weight existed was trained on the bound and resumes with weight 1."""
+    import argparse
+    from minicap.commands import aligndraw as aligndraw_cli
+    parser = argparse.ArgumentParser(prog="minicap train aligndraw")
+    aligndraw_cli.configure(parser)
+    args = parser.parse_args([])
+    assert aligndraw_cli._settings(args)["kl_weight"] == 2.0 and ad.default_config()["kl_weight"] == 1.0
+    old = {k: v for k, v in aligndraw_cli._settings(args).items() if k != "kl_weight"}
+    assert aligndraw_cli._settings(args, old)["kl_weight"] == 1.0
+    assert aligndraw_cli._settings(parser.parse_args(["--kl-weight", "1"]))["kl_weight"] == 1.0
+
+
 # --- the command line -------------------------------------------------------------------------------
 def _cli(*args, cwd):
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
