@@ -38,14 +38,14 @@ SAMPLE_TEMPERATURE = 0.5
 # training defaults (the model sizes are aligndraw.default_config's)
 # lr_halflife 0 (constant): halving the rate every 1,500 steps left a fresh-canvas run 10 nats (validation
 # bound) behind the same run at a constant rate at step 2,500 (docs/aligndraw.md): at this budget the model
-# is far from converged, and a lower rate only slows it. steps 7000: what fits the 30-minute budget
-# with room to spare now that a step takes ~0.2 s of CPU (0.27 s before the faster LSTM backward products,
-# canvas sigmoid and filterbank of 2026-12-03); the seen captions kept improving with steps.
+# is far from converged, and a lower rate only slows it. steps 8000: ~26 min of CPU (a step takes ~0.19 s
+# since the faster LSTM backward products, canvas sigmoid and filterbank of 2026-12-03), leaving room in the
+# 30-minute budget for a slower machine; the seen captions kept improving with steps (9,000 took ~29 min).
 # kl_weight 2: the training loss is recon + 2 KL, not the bound (aligndraw.forward): with the latents twice as
-# costly the drawings follow the caption more: the round trip of seen captions went 55.8 -> 69.6% at tau 1
-# and 78.4 -> 84.2% at tau 0.5 (novel 16.4 -> 23.6%, 24.8 -> 29.0%) for a bound 34 nats worse; 4 was worse
-# on both (docs/aligndraw.md). The model's own default (aligndraw.default_config) stays 1, the paper's.
-DEFAULTS = dict(steps=7000, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvases="fresh", train_size=10000, kl_weight=2.0,
+# costly the drawings follow the caption more: at 7,000 steps the round trip of seen captions went 55.8 ->
+# 69.6% at tau 1 and 78.4 -> 84.2% at tau 0.5 (novel 16.4 -> 23.6%, 24.8 -> 29.0%) for a bound 34 nats worse;
+# 4 was worse on both (docs/aligndraw.md). The model's own default (aligndraw.default_config) stays 1.
+DEFAULTS = dict(steps=8000, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvases="fresh", train_size=10000, kl_weight=2.0,
                 val_size=500, test_size=1000, eval_every=500)
 # what a checkpoint written before these options existed was trained with (a resume keeps it)
 LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm", data="mnist-captions", kl_weight=1.0)
