@@ -119,7 +119,9 @@ assert max(errors.values()) < 1e-6
 #
 # The training set-up is Lesson 8's, `minicap.experiments.train_bound_model`, with alignDRAW's
 # data (images, caption word ids and their mask) and per-parameter gradient clipping, as
-# `minicap train aligndraw` does.
+# `minicap train aligndraw` does. The lesson trains on the bound itself, the paper's loss; the
+# command trains on reconstruction + 2 KL by default (`--kl-weight`), which makes its drawings follow
+# the captions more closely at a cost in the bound (docs/aligndraw.md).
 
 # %%
 print("banned digit per template slot (X, Y; -1 = none):", banned_digits(0).tolist())
