@@ -54,6 +54,38 @@ def test_whole_model_gradient_check(align, encoder):
         assert grads["position_W"][:4].any(axis=1).all() and not grads["position_W"][4].any()
 
 
+@pytest.mark.parametrize("encoder", ["bilstm", "words"])
+@pytest.mark.parametrize("align", [True, False], ids=["alignment", "mean-of-words"])
+def test_layout_path_gradient_check(align, encoder):
+    """layout=True: the write windows come from the layout LSTM (its own attention over the words), the
+    patches from the generator. Every parameter, the layout path's included, against finite differences."""
+    config, params, batch = tiny_model(align, caption_encoder=encoder, position_size=3, max_words=5, layout=True,
+                                       layout_size=4)
+    assert params["write_att_W"].shape == (4, 5)            # the window reads h^lay, not h^gen
+    errors = check_model(functools.partial(ad.loss, config=config), params, batch, seed=3, h=1e-5)
+    assert set(errors) == set(params) and {"lay_Wx", "lay_align_v", "lay_h0"} <= set(errors)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < TOLERANCE, f"gradient of {worst}: relative error {errors[worst]:.2e}"
+
+
+def test_layout_windows_depend_on_the_caption_only():
+    """With the layout path the write windows are the same whatever the latents: two generations of one
+    caption with different noise put every glimpse in the same place, and draw different images."""
+    config, params, batch = tiny_model(layout=True, layout_size=4)
+    words, mask = batch["words"], batch["mask"]
+    runs = [ad.generate(params, words, mask, config, np.random.default_rng(seed), record=True) for seed in (1, 2)]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        for key in ("gx", "gy", "delta", "sigma2", "gamma"):
+            np.testing.assert_array_equal(a["window"][key], b["window"][key])
+    assert not np.allclose(runs[0][0], runs[1][0])
+    plain_config, plain, _ = tiny_model()                  # without it, the window follows the generator
+    plain_runs = [ad.generate(plain, words, mask, plain_config, np.random.default_rng(seed), record=True)
+                  for seed in (1, 2)]
+    assert not np.allclose(plain_runs[0][1][-1]["window"]["gx"], plain_runs[1][1][-1]["window"]["gx"])
+    with pytest.raises(ValueError, match="layout=True needs attention=True"):
+        ad.default_config(layout=True, attention=False)
+
+
 def test_kl_weight_scales_only_the_kl_and_its_gradient_checks():
     """kl_weight = beta: the loss is recon + beta KL (batch means) while parts["bound"] stays recon + KL,
     and the whole model's gradient (every parameter) matches finite differences of that loss."""
@@ -514,6 +546,23 @@ def test_kl_weight_and_bilstm_words_cli_are_recorded_and_kept_on_resume(tmp_path
     assert result.returncode == 2 and "kl_weight" in result.stderr and "Traceback" not in result.stderr
     result = _cli("train", "aligndraw", "--out", tmp_path / "other", "--kl-weight", 0, cwd=tmp_path)
     assert result.returncode == 2 and "--kl-weight" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_layout_cli_is_recorded_and_kept_on_resume(tmp_path):
+    """--layout trains, is recorded in the model config and said in the log; a resume keeps it without the
+    flag, and a run without it cannot be resumed with it."""
+    from minicap.checkpoint import load_checkpoint
+    small = ["--T", 2, "--enc", 4, "--dec", 4, "--z", 2, "--val-size", 4, "--eval-every", 1]
+    result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 1, "--layout", *small, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "write windows from the layout path" in result.stdout
+    assert load_checkpoint(tmp_path / "run" / "last.npz").config["model"]["layout"] is True
+    result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 2, "--resume", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert load_checkpoint(tmp_path / "run" / "last.npz").config["model"]["layout"] is True
+    assert _cli("train", "aligndraw", "--out", tmp_path / "plain", "--steps", 1, *small, cwd=tmp_path).returncode == 0
+    result = _cli("train", "aligndraw", "--out", tmp_path / "plain", "--steps", 2, "--resume", "--layout", cwd=tmp_path)
+    assert result.returncode == 2 and "layout" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_a_fresh_canvas_run_has_seen_every_test_prompt(tmp_path):

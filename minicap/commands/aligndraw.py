@@ -2,7 +2,7 @@
 
     minicap train aligndraw [--data mnist-captions|mnist-corners] [--out DIR] [--steps N] [--no-align] [--resume]
                             [--canvases fresh|fixed] [--lr-halflife N] [--caption-encoder bilstm|words|bilstm+words]
-                            [--kl-weight BETA]
+                            [--kl-weight BETA] [--layout]
     minicap roundtrip CHECKPOINT --captioner CAPTIONER [--temperature TAU] [--pixels mean|sample]
     minicap roundtrip CORNERS_CHECKPOINT [--temperature TAU] [--json]     (a --data mnist-corners run)
     minicap generate CHECKPOINT "the digit three is at the top of the digit one" [MORE CAPTIONS] [--n 8]
@@ -48,7 +48,7 @@ SAMPLE_TEMPERATURE = 0.5
 DEFAULTS = dict(steps=8000, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvases="fresh", train_size=10000, kl_weight=2.0,
                 val_size=500, test_size=1000, eval_every=500)
 # what a checkpoint written before these options existed was trained with (a resume keeps it)
-LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm", data="mnist-captions", kl_weight=1.0)
+LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm", data="mnist-captions", kl_weight=1.0, layout=False)
 
 
 def configure(parser):
@@ -84,6 +84,10 @@ def configure(parser):
                         help=f"train on reconstruction + BETA x KL (default {DEFAULTS['kl_weight']:g}; 1 is the variational "
                              f"bound, as the paper): BETA > 1 makes the latents carry less, so the drawings follow "
                              f"the caption more (the bounds reported are always the true bound)")
+    parser.add_argument("--layout", action="store_true",
+                        help="an experiment: the write windows come from a small LSTM that reads only the caption "
+                             "(its own attention over the words), the patches from the generator, so where a digit "
+                             "is drawn cannot depend on the latents (docs/aligndraw.md)")
     parser.add_argument("--T", type=positive_int, default=None, help="drawing steps (default 16)")
     parser.add_argument("--enc", type=positive_int, default=None, help="inference LSTM size (default 256)")
     parser.add_argument("--dec", type=positive_int, default=None, help="generator LSTM size (default 256)")
@@ -100,7 +104,7 @@ def configure(parser):
 
 # options that define the model and its data: a resumed run must keep them
 FIXED_ON_RESUME = ("data", "batch", "lr", "lr_halflife", "canvases", "clip", "train_size", "val_size", "T", "enc_size",
-                   "dec_size", "z_size", "align", "caption_encoder", "kl_weight", "seed")
+                   "dec_size", "z_size", "align", "caption_encoder", "kl_weight", "layout", "seed")
 
 
 def _settings(args, previous=None):
@@ -110,11 +114,11 @@ def _settings(args, previous=None):
              "train_size": args.train_size, "val_size": args.val_size, "eval_every": args.eval_every,
              "T": args.T, "enc_size": args.enc, "dec_size": args.dec, "z_size": args.z,
              "align": False if args.no_align else None, "caption_encoder": args.caption_encoder,
-             "kl_weight": args.kl_weight, "seed": args.seed}
+             "kl_weight": args.kl_weight, "layout": True if args.layout else None, "seed": args.seed}
     from minicap.models.aligndraw import default_config
     model_defaults = default_config()
     defaults = dict(DEFAULTS, seed=0, data="mnist-captions", **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align",
-                                                                           "caption_encoder")})
+                                                                           "caption_encoder", "layout")})
     if previous:   # a run from before --canvases / --lr-halflife keeps what it was trained with
         previous = dict(LEGACY, **previous)
     return merge_settings(given, previous, defaults, FIXED_ON_RESUME, args.out,
@@ -170,7 +174,7 @@ def run_train(args):
         max_words = previous["model"].get("max_words", max_words)
     model = ad.default_config(vocab_size=len(vocab), T=cfg["T"], enc_size=cfg["enc_size"], dec_size=cfg["dec_size"],
                               z_size=cfg["z_size"], align=cfg["align"], caption_encoder=cfg["caption_encoder"],
-                              max_words=max_words, kl_weight=cfg["kl_weight"])
+                              max_words=max_words, kl_weight=cfg["kl_weight"], layout=cfg["layout"])
     fresh = ad.init_params(model, np.random.default_rng(seed))
     if previous:
         run_ = resume_run(last, KIND, fresh)
@@ -181,6 +185,7 @@ def run_train(args):
                    rng=np.random.default_rng([seed, 1]))
         n_params = sum(p.size for p in fresh.values())
         beta = "" if model["kl_weight"] == 1 else f", KL weight {model['kl_weight']:g}"
+        beta += ", write windows from the layout path" if model["layout"] else ""
         print(f"alignDRAW{'' if cfg['align'] else ' without alignment'}, caption encoder {model['caption_encoder']}{beta}: "
               f"T {model['T']}, read/write "
               f"{model['read_n']}x{model['read_n']}/{model['write_n']}x{model['write_n']}, LSTMs "

@@ -65,6 +65,7 @@ from minicap import backend, nn
 from minicap.data.vocab import NULL
 from minicap.errors import MinicapError
 from minicap.models import draw
+from minicap.nn.filterbank import attention_window_backward, attention_window_forward
 
 
 def default_config(**overrides):
@@ -73,13 +74,16 @@ def default_config(**overrides):
     minutes on two CPU cores (see docs/aligndraw.md)."""
     config = dict(width=60, height=60, T=16, read_n=8, write_n=8, enc_size=256, dec_size=256, z_size=100,
                   embed_size=64, lang_size=64, align_size=128, vocab_size=None, attention=True, align=True,
-                  canvas_init=-6.0, caption_encoder="bilstm", position_size=64, max_words=16, kl_weight=1.0)
+                  canvas_init=-6.0, caption_encoder="bilstm", position_size=64, max_words=16, kl_weight=1.0,
+                  layout=False, layout_size=128)
     unknown = set(overrides) - set(config)
     if unknown:
         raise ValueError(f"unknown alignDRAW config keys: {', '.join(sorted(unknown))}")
     config.update(overrides)
     if not config["kl_weight"] > 0:
         raise ValueError(f"kl_weight must be positive, got {config['kl_weight']!r}")
+    if config["layout"] and not config["attention"]:
+        raise ValueError("layout=True needs attention=True: the layout path sets the write windows")
     if config["caption_encoder"] not in CAPTION_ENCODERS:
         raise ValueError(f"caption_encoder must be one of {', '.join(CAPTION_ENCODERS)}, got {config['caption_encoder']!r}")
     return config
@@ -137,6 +141,13 @@ def init_params(config, rng, dtype=np.float32):
     if config["align"]:
         params.update({"align_U": weight(S, Aa), "align_b": np.zeros(Aa),
                        "align_W": weight(D, Aa), "align_v": weight(Aa, 1)[:, 0]})
+    if config["layout"]:   # drawn last, so a model without the layout path starts exactly as before
+        Dl = config["layout_size"]
+        params.update({"lay_Wx": weight(S, 4 * Dl), "lay_Wh": weight(Dl, 4 * Dl), "lay_b": lstm_bias(Dl),
+                       "lay_h0": np.zeros(Dl), "lay_c0": np.zeros(Dl),
+                       "lay_align_U": weight(S, Aa), "lay_align_b": np.zeros(Aa),
+                       "lay_align_W": weight(Dl, Aa), "lay_align_v": weight(Aa, 1)[:, 0],
+                       "write_att_W": weight(Dl, 5, 0.1)})   # the write window now comes from h^lay
     return {k: v.astype(dtype) for k, v in params.items()}
 
 
@@ -289,6 +300,72 @@ def align_step(params, h_lang, a_proj, mask, h_gen_prev):
     return attend(h_lang, a_proj, h_gen_prev, params["align_W"], params["align_v"], mask=mask)
 
 
+# --- the layout path (config layout=True): where to write comes from the caption alone ------------
+def layout_forward(params, h_lang, mask, T):
+    """The write windows' states, from a small LSTM that reads only the caption:
+
+        e_j^t = v_l^T tanh(U_l h^lang_j + b_l + W_l h^lay_{t-1}),  alpha^t = softmax_j(e^t),  s^lay_t = sum_j alpha_j^t h^lang_j
+        h^lay_t = LSTM_lay(s^lay_t, h^lay_{t-1})                  (Bt, Dl)   its own attention over the words
+        write window_t = h^lay_t W_write_att + b_write_att           (the patch still comes from h^gen_t)
+
+    Neither the image, nor the latents, nor the generator reach h^lay: where each glimpse is written
+    cannot depend on what the latents say, only on the caption's words (docs/aligndraw.md: why novel
+    captions are hard). h_lang: (Bt, L, S), mask: (Bt, L). Returns the T states [(Bt, Dl)], the
+    alignments [(Bt, L)] and the cache."""
+    attend = backend.get("soft_attention_forward")
+    lstm_step = backend.get("lstm_step_forward")
+    a_proj, proj_cache = nn.temporal_affine_forward(h_lang, params["lay_align_U"], params["lay_align_b"])
+    Bt = h_lang.shape[0]
+    h = np.broadcast_to(params["lay_h0"], (Bt, params["lay_h0"].shape[0])).copy()
+    c = np.broadcast_to(params["lay_c0"], h.shape).copy()
+    states, alphas, steps = [], [], []
+    for _ in range(T):
+        (s, alpha), att_cache = attend(h_lang, a_proj, h, params["lay_align_W"], params["lay_align_v"], mask=mask)
+        (h, c), lstm_cache = lstm_step(s, h, c, params["lay_Wx"], params["lay_Wh"], params["lay_b"])
+        states.append(h), alphas.append(alpha), steps.append((att_cache, lstm_cache))
+    return states, alphas, (params, h_lang, proj_cache, steps)
+
+
+def layout_backward(dstates, cache):
+    """dstates: the T gradients [(Bt, Dl)] reaching h^lay_t from the writes. Returns dh_lang (Bt, L, S)
+    and the layout path's parameter gradients."""
+    params, h_lang, proj_cache, steps = cache
+    weights_T = nn.stacked_weights_T(params["lay_Wx"], params["lay_Wh"])
+    dh = dc = np.zeros_like(dstates[0])
+    dh_lang, da_proj, dW, dv, das = np.zeros_like(h_lang), None, 0, 0, []
+    for (att_cache, lstm_cache), dstate in zip(reversed(steps), reversed(dstates)):
+        ds, dh, dc = draw.lstm_step_backward_keeping_da(dh + dstate, dc, lstm_cache, das, weights_T)
+        dh_l, dap, dquery, dW_t, dv_t = backend.get("soft_attention_backward")(ds, np.zeros_like(h_lang[:, :, 0]),
+                                                                               att_cache)
+        dh, dh_lang, dW, dv = dh + dquery, dh_lang + dh_l, dW + dW_t, dv + dv_t
+        da_proj = dap if da_proj is None else da_proj + dap
+    grads = dict(zip(["lay_Wx", "lay_Wh", "lay_b"],
+                     nn.lstm_weight_grads([step[1] for step in reversed(steps)], das)))
+    dh_proj, grads["lay_align_U"], grads["lay_align_b"] = nn.temporal_affine_backward(da_proj, proj_cache)
+    grads.update(lay_align_W=dW, lay_align_v=dv, lay_h0=dh.sum(axis=0), lay_c0=dc.sum(axis=0))
+    return dh_lang + dh_proj, grads
+
+
+def layout_write_forward(params, h_lay, h_dec, config):
+    """DRAW's write with the window from h^lay_t and the patch from h^gen_t: the canvas update (Bt, B, A)
+    and a cache shaped like nn.attentive_write_forward's (so draw.write_window reads it)."""
+    N, Bt = config["write_n"], h_dec.shape[0]
+    w, patch_cache = nn.affine_forward(h_dec, params["write_W"], params["write_b"])
+    (Fx, Fy, gamma), window_cache = attention_window_forward(h_lay, params["write_att_W"], params["write_att_b"],
+                                                             config["width"], config["height"], N)
+    out, write_cache = backend.get("write_forward")(w.reshape(Bt, N, N), Fx, Fy, gamma)
+    return out, (patch_cache, window_cache, write_cache)
+
+
+def layout_write_backward(dout, cache):
+    """dout: (Bt, B, A). Returns dh_lay (Bt, Dl), dh_dec (Bt, dec) and the write's parameter gradients."""
+    patch_cache, window_cache, write_cache = cache
+    dw, dFx, dFy, dgamma = backend.get("write_backward")(dout, write_cache)
+    dh_lay, dW_att, db_att = attention_window_backward(dFx, dFy, dgamma, window_cache)
+    dh_dec, dW, db = nn.affine_backward(dw.reshape(dw.shape[0], -1), patch_cache)
+    return dh_lay, dh_dec, {"write_att_W": dW_att, "write_att_b": db_att, "write_W": dW, "write_b": db}
+
+
 # --- the whole model -------------------------------------------------------------------------------
 def _start_states(params, Bt):
     def tile(v):
@@ -311,6 +388,9 @@ def forward(params, x, words, mask, eps, config):
     (h_lang, a_proj), enc_caption_cache = encode_caption_forward(params, words, mask, config)
     if not config["align"]:
         s_mean, mean_weights = mean_words_forward(h_lang, mask)
+    lay_states, lay_cache = None, None
+    if config["layout"]:
+        lay_states, _, lay_cache = layout_forward(params, h_lang, mask, T)
     h_enc, c_enc, h_dec, c_dec = _start_states(params, Bt)
     canvas = np.broadcast_to(params["canvas0"], x.shape)
     zeros = np.zeros((Bt, config["z_size"]), dtype)
@@ -338,7 +418,10 @@ def forward(params, x, words, mask, eps, config):
             s, align_cache = s_mean, None
         (h_dec, c_dec), dec_cache = lstm_step(np.concatenate([z, s], axis=1), h_dec, c_dec,
                                               params["dec_Wx"], params["dec_Wh"], params["dec_b"])
-        update, write_cache = draw.write_step(params, h_dec, config)
+        if config["layout"]:
+            update, write_cache = layout_write_forward(params, lay_states[t], h_dec, config)
+        else:
+            update, write_cache = draw.write_step(params, h_dec, config)
         canvas = canvas + update
         kl = kl + kl_t
         steps.append((sig, read_cache, enc_cache, (h_enc, e, sigma_q), prior_cache, kl_cache, align_cache,
@@ -349,13 +432,14 @@ def forward(params, x, words, mask, eps, config):
     objective = per_image if beta == 1 else recon + beta * kl
     parts = {"recon": float(recon.mean()), "kl": float(kl.mean()), "bound": per_image,
              "alphas": np.stack(alphas) if alphas else None}
-    cache = (params, steps, nll_cache, enc_caption_cache, h_lang, None if config["align"] else mean_weights, config)
+    cache = (params, steps, nll_cache, enc_caption_cache, h_lang, None if config["align"] else mean_weights, config,
+             lay_cache)
     return (float(objective.mean()), parts), cache
 
 
 def backward(cache):
     """Gradients of forward's loss with respect to every parameter (a dict like params)."""
-    params, steps, nll_cache, enc_caption_cache, h_lang, mean_weights, config = cache
+    params, steps, nll_cache, enc_caption_cache, h_lang, mean_weights, config, lay_cache = cache
     Z, R = config["z_size"], draw.read_size(config)
     Bt = nll_cache[1].shape[0]
     dnll = np.full(Bt, 1.0 / Bt, dtype=nll_cache[0].dtype)        # loss = mean over the batch
@@ -384,10 +468,15 @@ def backward(cache):
     enc_weights_T = nn.stacked_weights_T(params["enc_Wx"], params["enc_Wh"])
     dec_weights_T = nn.stacked_weights_T(params["dec_Wx"], params["dec_Wh"])
 
+    dlay_states = []   # the gradient reaching each h^lay_t (layout=True), last step first
     for (sig, read_cache, enc_cache, latent, prior_cache, kl_cache, align_cache, dec_cache,
          write_cache) in reversed(steps):
         # c_t = c_{t-1} + write(h_gen_t): the canvas gradient passes through unchanged
-        dh_write, dparams = draw.write_step_backward(dcanvas, write_cache, config)
+        if lay_cache is not None:
+            dh_lay, dh_write, dparams = layout_write_backward(dcanvas, write_cache)
+            dlay_states.append(dh_lay)
+        else:
+            dh_write, dparams = draw.write_step_backward(dcanvas, write_cache, config)
         add_all(dparams.keys(), dparams.values())
         dinput, dh_dec, dc_dec = draw.lstm_step_backward_keeping_da(dh_dec + dh_write, dc_dec, dec_cache, dec_das,
                                                                      dec_weights_T)
@@ -433,6 +522,10 @@ def backward(cache):
         grads[name] = d.sum(axis=0)
     if mean_weights is not None:                          # s = sum_j weights_j h^lang_j at every step
         dh_lang = dh_lang + mean_weights[:, :, None] * ds_mean[:, None, :]
+    if lay_cache is not None:                             # the layout path read the words too
+        dh_lay_lang, lay_grads = layout_backward(dlay_states[::-1], lay_cache)
+        dh_lang = dh_lang + dh_lay_lang
+        grads.update(lay_grads)
     grads.update(encode_caption_backward(dh_lang, da_proj, enc_caption_cache))
     for name, value in params.items():      # the prior is unused when T = 1: its gradient is zero
         if name not in grads:
@@ -480,6 +573,8 @@ def generate(params, words, mask, config, rng, record=False, temperature=1.0):
     (h_lang, a_proj), _ = encode_caption_forward(params, words, mask, config)
     if not config["align"]:
         s_mean, _ = mean_words_forward(h_lang, mask)
+    if config["layout"]:
+        lay_states, _, _ = layout_forward(params, h_lang, mask, config["T"])
     _, _, h_dec, c_dec = _start_states(params, N)
     canvas = np.broadcast_to(params["canvas0"], (N, config["height"], config["width"]))
     history = []
@@ -498,7 +593,10 @@ def generate(params, words, mask, config, rng, record=False, temperature=1.0):
             s = s_mean
         (h_dec, c_dec), _ = lstm_step(np.concatenate([z, s], axis=1), h_dec, c_dec,
                                       params["dec_Wx"], params["dec_Wh"], params["dec_b"])
-        update, write_cache = draw.write_step(params, h_dec, config)
+        if config["layout"]:
+            update, write_cache = layout_write_forward(params, lay_states[t], h_dec, config)
+        else:
+            update, write_cache = draw.write_step(params, h_dec, config)
         canvas = canvas + update
         if record:
             history.append({"canvas": backend.get("sigmoid")(canvas), "alpha": alpha,
