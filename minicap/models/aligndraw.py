@@ -42,6 +42,11 @@ With config kl_weight = beta != 1 (the default is 1, the paper's bound) the trai
 mean(L^x + beta L^z), as in a beta-VAE: beta > 1 makes information in the latents cost more, so the
 generator leans on the caption for what to draw (the bound, parts["bound"], stays L^x + L^z).
 
+With config layout=True (an experiment, not the paper's) the write window of step t comes from a
+second, small LSTM that reads only the caption (layout_forward: h^lay_t, its own attention over the
+words) while the patch still comes from h^gen_t: where a glimpse is written cannot depend on the
+latents or the image, only on the words.
+
 The canvas and the generator and inference states start from learned values (canvas0, dec_h0,
 dec_c0, enc_h0, enc_c0); the canvas starts near -6, so sigmoid(c_0) is black, not grey (REFERENCE
 notes the authors' -10). To generate, run the generator alone: z_t ~ P(Z_t | Z_{1:t-1}, y).
