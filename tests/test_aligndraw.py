@@ -54,13 +54,18 @@ def test_whole_model_gradient_check(align, encoder):
         assert grads["position_W"][:4].any(axis=1).all() and not grads["position_W"][4].any()
 
 
-@pytest.mark.parametrize("encoder", ["bilstm", "words"])
+@pytest.mark.parametrize("encoder,layout_encoder", [("bilstm", None), ("words", None), ("words", "bilstm"),
+                                                    ("bilstm", "words")])
 @pytest.mark.parametrize("align", [True, False], ids=["alignment", "mean-of-words"])
-def test_layout_path_gradient_check(align, encoder):
+def test_layout_path_gradient_check(align, encoder, layout_encoder):
     """layout=True: the write windows come from the layout LSTM (its own attention over the words), the
-    patches from the generator. Every parameter, the layout path's included, against finite differences."""
+    patches from the generator; the layout path reads the generator's word states or (layout_encoder)
+    those of its own encoder, which shares the word embedding. Every parameter, the layout path's and
+    both encoders' included, against finite differences."""
     config, params, batch = tiny_model(align, caption_encoder=encoder, position_size=3, max_words=5, layout=True,
-                                       layout_size=4)
+                                       layout_size=4, layout_encoder=layout_encoder)
+    assert ("lang_f_Wx" in params) == ("bilstm" in (encoder, layout_encoder))
+    assert ("position_W" in params) == ("words" in (encoder, layout_encoder))
     assert params["write_att_W"].shape == (4, 5)            # the window reads h^lay, not h^gen
     errors = check_model(functools.partial(ad.loss, config=config), params, batch, seed=3, h=1e-5)
     assert set(errors) == set(params) and {"lay_Wx", "lay_align_v", "lay_h0"} <= set(errors)
@@ -563,6 +568,14 @@ def test_layout_cli_is_recorded_and_kept_on_resume(tmp_path):
     assert _cli("train", "aligndraw", "--out", tmp_path / "plain", "--steps", 1, *small, cwd=tmp_path).returncode == 0
     result = _cli("train", "aligndraw", "--out", tmp_path / "plain", "--steps", 2, "--resume", "--layout", cwd=tmp_path)
     assert result.returncode == 2 and "layout" in result.stderr and "Traceback" not in result.stderr
+    result = _cli("train", "aligndraw", "--out", tmp_path / "mixed", "--steps", 1, "--layout", "--caption-encoder",
+                  "words", "--layout-encoder", "bilstm", *small, cwd=tmp_path)
+    assert result.returncode == 0 and "layout path (bilstm encoder)" in result.stdout, result.stderr
+    model = load_checkpoint(tmp_path / "mixed" / "last.npz").config["model"]
+    assert model["caption_encoder"] == "words" and model["layout_encoder"] == "bilstm"
+    result = _cli("train", "aligndraw", "--out", tmp_path / "nolayout", "--layout-encoder", "bilstm", cwd=tmp_path)
+    assert result.returncode == 2 and "add --layout" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "nolayout").exists()
 
 
 def test_a_fresh_canvas_run_has_seen_every_test_prompt(tmp_path):

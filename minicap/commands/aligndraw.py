@@ -2,7 +2,7 @@
 
     minicap train aligndraw [--data mnist-captions|mnist-corners] [--out DIR] [--steps N] [--no-align] [--resume]
                             [--canvases fresh|fixed] [--lr-halflife N] [--caption-encoder bilstm|words|bilstm+words]
-                            [--kl-weight BETA] [--layout]
+                            [--kl-weight BETA] [--layout [--layout-encoder E]]
     minicap roundtrip CHECKPOINT --captioner CAPTIONER [--temperature TAU] [--pixels mean|sample]
     minicap roundtrip CORNERS_CHECKPOINT [--temperature TAU] [--json]     (a --data mnist-corners run)
     minicap generate CHECKPOINT "the digit three is at the top of the digit one" [MORE CAPTIONS] [--n 8]
@@ -48,7 +48,8 @@ SAMPLE_TEMPERATURE = 0.5
 DEFAULTS = dict(steps=8000, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvases="fresh", train_size=10000, kl_weight=2.0,
                 val_size=500, test_size=1000, eval_every=500)
 # what a checkpoint written before these options existed was trained with (a resume keeps it)
-LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm", data="mnist-captions", kl_weight=1.0, layout=False)
+LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm", data="mnist-captions", kl_weight=1.0, layout=False,
+              layout_encoder=None)
 
 
 def configure(parser):
@@ -88,6 +89,9 @@ def configure(parser):
                         help="an experiment: the write windows come from a small LSTM that reads only the caption "
                              "(its own attention over the words), the patches from the generator, so where a digit "
                              "is drawn cannot depend on the latents (docs/aligndraw.md)")
+    parser.add_argument("--layout-encoder", choices=("bilstm", "words", "bilstm+words"), default=None,
+                        help="with --layout: the caption encoder the layout path reads (default: the generator's, "
+                             "--caption-encoder); a different one is a second encoder sharing the word embedding")
     parser.add_argument("--T", type=positive_int, default=None, help="drawing steps (default 16)")
     parser.add_argument("--enc", type=positive_int, default=None, help="inference LSTM size (default 256)")
     parser.add_argument("--dec", type=positive_int, default=None, help="generator LSTM size (default 256)")
@@ -104,7 +108,7 @@ def configure(parser):
 
 # options that define the model and its data: a resumed run must keep them
 FIXED_ON_RESUME = ("data", "batch", "lr", "lr_halflife", "canvases", "clip", "train_size", "val_size", "T", "enc_size",
-                   "dec_size", "z_size", "align", "caption_encoder", "kl_weight", "layout", "seed")
+                   "dec_size", "z_size", "align", "caption_encoder", "kl_weight", "layout", "layout_encoder", "seed")
 
 
 def _settings(args, previous=None):
@@ -114,11 +118,13 @@ def _settings(args, previous=None):
              "train_size": args.train_size, "val_size": args.val_size, "eval_every": args.eval_every,
              "T": args.T, "enc_size": args.enc, "dec_size": args.dec, "z_size": args.z,
              "align": False if args.no_align else None, "caption_encoder": args.caption_encoder,
-             "kl_weight": args.kl_weight, "layout": True if args.layout else None, "seed": args.seed}
+             "kl_weight": args.kl_weight, "layout": True if args.layout else None,
+             "layout_encoder": args.layout_encoder, "seed": args.seed}
     from minicap.models.aligndraw import default_config
     model_defaults = default_config()
     defaults = dict(DEFAULTS, seed=0, data="mnist-captions", **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align",
-                                                                           "caption_encoder", "layout")})
+                                                                           "caption_encoder", "layout",
+                                                                           "layout_encoder")})
     if previous:   # a run from before --canvases / --lr-halflife keeps what it was trained with
         previous = dict(LEGACY, **previous)
     return merge_settings(given, previous, defaults, FIXED_ON_RESUME, args.out,
@@ -150,6 +156,8 @@ def run_train(args):
                                f"fresh canvases (drop --canvases)")
 
     refuse_fixed_canvases(args.data or "mnist-captions", args.canvases)   # before the run folder is made
+    if args.layout_encoder and not args.layout:
+        raise MinicapError(f"--layout-encoder {args.layout_encoder} chooses what the layout path reads: add --layout")
     folder = open_run_folder(args.out, KIND, args.resume)
     previous, last = folder.previous, folder.last
     cfg = _settings(args, previous)
@@ -174,7 +182,8 @@ def run_train(args):
         max_words = previous["model"].get("max_words", max_words)
     model = ad.default_config(vocab_size=len(vocab), T=cfg["T"], enc_size=cfg["enc_size"], dec_size=cfg["dec_size"],
                               z_size=cfg["z_size"], align=cfg["align"], caption_encoder=cfg["caption_encoder"],
-                              max_words=max_words, kl_weight=cfg["kl_weight"], layout=cfg["layout"])
+                              max_words=max_words, kl_weight=cfg["kl_weight"], layout=cfg["layout"],
+                              layout_encoder=cfg["layout_encoder"])
     fresh = ad.init_params(model, np.random.default_rng(seed))
     if previous:
         run_ = resume_run(last, KIND, fresh)
@@ -185,7 +194,8 @@ def run_train(args):
                    rng=np.random.default_rng([seed, 1]))
         n_params = sum(p.size for p in fresh.values())
         beta = "" if model["kl_weight"] == 1 else f", KL weight {model['kl_weight']:g}"
-        beta += ", write windows from the layout path" if model["layout"] else ""
+        if model["layout"]:
+            beta += f", write windows from the layout path ({ad.layout_encoder(model)} encoder)"
         print(f"alignDRAW{'' if cfg['align'] else ' without alignment'}, caption encoder {model['caption_encoder']}{beta}: "
               f"T {model['T']}, read/write "
               f"{model['read_n']}x{model['read_n']}/{model['write_n']}x{model['write_n']}, LSTMs "

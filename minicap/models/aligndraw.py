@@ -80,7 +80,7 @@ def default_config(**overrides):
     config = dict(width=60, height=60, T=16, read_n=8, write_n=8, enc_size=256, dec_size=256, z_size=100,
                   embed_size=64, lang_size=64, align_size=128, vocab_size=None, attention=True, align=True,
                   canvas_init=-6.0, caption_encoder="bilstm", position_size=64, max_words=16, kl_weight=1.0,
-                  layout=False, layout_size=128)
+                  layout=False, layout_size=128, layout_encoder=None)
     unknown = set(overrides) - set(config)
     if unknown:
         raise ValueError(f"unknown alignDRAW config keys: {', '.join(sorted(unknown))}")
@@ -89,6 +89,9 @@ def default_config(**overrides):
         raise ValueError(f"kl_weight must be positive, got {config['kl_weight']!r}")
     if config["layout"] and not config["attention"]:
         raise ValueError("layout=True needs attention=True: the layout path sets the write windows")
+    if config["layout_encoder"] not in (None, *CAPTION_ENCODERS):
+        raise ValueError(f"layout_encoder must be None or one of {', '.join(CAPTION_ENCODERS)}, "
+                         f"got {config['layout_encoder']!r}")
     if config["caption_encoder"] not in CAPTION_ENCODERS:
         raise ValueError(f"caption_encoder must be one of {', '.join(CAPTION_ENCODERS)}, got {config['caption_encoder']!r}")
     return config
@@ -106,6 +109,11 @@ def lang_width(config):
     if config["caption_encoder"] == "bilstm+words":
         return 2 * config["lang_size"] + config["embed_size"]
     return 2 * config["lang_size"]
+
+
+def layout_encoder(config):
+    """The caption encoder the layout path reads (config layout_encoder; None: the generator's own)."""
+    return config.get("layout_encoder") or config["caption_encoder"]
 
 
 def init_params(config, rng, dtype=np.float32):
@@ -147,7 +155,14 @@ def init_params(config, rng, dtype=np.float32):
         params.update({"align_U": weight(S, Aa), "align_b": np.zeros(Aa),
                        "align_W": weight(D, Aa), "align_v": weight(Aa, 1)[:, 0]})
     if config["layout"]:   # drawn last, so a model without the layout path starts exactly as before
-        Dl = config["layout_size"]
+        Dl, lay_encoder = config["layout_size"], layout_encoder(config)
+        if lay_encoder != config["caption_encoder"]:   # the layout path's own encoder (the embedding is shared)
+            if lay_encoder == "words" and "position_W" not in params:
+                params["position_W"] = rng.standard_normal((config["max_words"], config["position_size"])) * 0.1
+            if lay_encoder != "words" and "lang_f_Wx" not in params:
+                params.update({"lang_f_Wx": weight(E, 4 * H), "lang_f_Wh": weight(H, 4 * H), "lang_f_b": lstm_bias(H),
+                               "lang_b_Wx": weight(E, 4 * H), "lang_b_Wh": weight(H, 4 * H), "lang_b_b": lstm_bias(H)})
+            S = lang_width(dict(config, caption_encoder=lay_encoder))
         params.update({"lay_Wx": weight(S, 4 * Dl), "lay_Wh": weight(Dl, 4 * Dl), "lay_b": lstm_bias(Dl),
                        "lay_h0": np.zeros(Dl), "lay_c0": np.zeros(Dl),
                        "lay_align_U": weight(S, Aa), "lay_align_b": np.zeros(Aa),
@@ -306,6 +321,16 @@ def align_step(params, h_lang, a_proj, mask, h_gen_prev):
 
 
 # --- the layout path (config layout=True): where to write comes from the caption alone ------------
+def _layout_words(params, words, mask, config, h_lang):
+    """The word states the layout path attends over: the generator's h_lang, or with a different
+    config layout_encoder that encoder's own (Bt, L, S_lay), and its cache (None when shared)."""
+    if layout_encoder(config) == config["caption_encoder"]:
+        return h_lang, None
+    (h_lay_lang, _), cache = encode_caption_forward(params, words, mask,
+                                                    dict(config, caption_encoder=layout_encoder(config), align=False))
+    return h_lay_lang, cache
+
+
 def layout_forward(params, h_lang, mask, T):
     """The write windows' states, from a small LSTM that reads only the caption:
 
@@ -395,7 +420,9 @@ def forward(params, x, words, mask, eps, config):
         s_mean, mean_weights = mean_words_forward(h_lang, mask)
     lay_states, lay_cache = None, None
     if config["layout"]:
-        lay_states, _, lay_cache = layout_forward(params, h_lang, mask, T)
+        (h_lay_lang, lay_enc_cache) = _layout_words(params, words, mask, config, h_lang)
+        lay_states, _, lay_cache = layout_forward(params, h_lay_lang, mask, T)
+        lay_cache = (lay_cache, lay_enc_cache)
     h_enc, c_enc, h_dec, c_dec = _start_states(params, Bt)
     canvas = np.broadcast_to(params["canvas0"], x.shape)
     zeros = np.zeros((Bt, config["z_size"]), dtype)
@@ -527,11 +554,18 @@ def backward(cache):
         grads[name] = d.sum(axis=0)
     if mean_weights is not None:                          # s = sum_j weights_j h^lang_j at every step
         dh_lang = dh_lang + mean_weights[:, :, None] * ds_mean[:, None, :]
+    lay_encoder_grads = {}
     if lay_cache is not None:                             # the layout path read the words too
+        lay_cache, lay_enc_cache = lay_cache
         dh_lay_lang, lay_grads = layout_backward(dlay_states[::-1], lay_cache)
-        dh_lang = dh_lang + dh_lay_lang
         grads.update(lay_grads)
+        if lay_enc_cache is None:                         # the generator's own word states
+            dh_lang = dh_lang + dh_lay_lang
+        else:                                             # its own encoder (the embedding is shared)
+            lay_encoder_grads = encode_caption_backward(dh_lay_lang, None, lay_enc_cache)
     grads.update(encode_caption_backward(dh_lang, da_proj, enc_caption_cache))
+    for name, value in lay_encoder_grads.items():
+        grads[name] = grads[name] + value if name in grads else value
     for name, value in params.items():      # the prior is unused when T = 1: its gradient is zero
         if name not in grads:
             grads[name] = np.zeros_like(value)
@@ -579,7 +613,8 @@ def generate(params, words, mask, config, rng, record=False, temperature=1.0):
     if not config["align"]:
         s_mean, _ = mean_words_forward(h_lang, mask)
     if config["layout"]:
-        lay_states, _, _ = layout_forward(params, h_lang, mask, config["T"])
+        h_lay_lang, _ = _layout_words(params, words, mask, config, h_lang)
+        lay_states, _, _ = layout_forward(params, h_lay_lang, mask, config["T"])
     _, _, h_dec, c_dec = _start_states(params, N)
     canvas = np.broadcast_to(params["canvas0"], (N, config["height"], config["width"]))
     history = []
