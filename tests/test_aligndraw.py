@@ -73,6 +73,25 @@ def test_layout_path_gradient_check(align, encoder, layout_encoder):
     assert errors[worst] < TOLERANCE, f"gradient of {worst}: relative error {errors[worst]:.2e}"
 
 
+@pytest.mark.parametrize("encoder,layout_encoder", [("bilstm", None), ("words", "bilstm")])
+def test_layout_with_hidden_words_gradient_check_and_blindness(encoder, layout_encoder):
+    """layout_hidden: the layout path reads those words as <UNK>. The whole model still matches finite
+    differences (the shared embedding gets both paths' gradients), and swapping one hidden word for
+    another moves no write window, while the drawings change."""
+    config, params, batch = tiny_model(caption_encoder=encoder, position_size=3, max_words=5, layout=True,
+                                       layout_size=4, layout_encoder=layout_encoder, layout_hidden=[5, 6])
+    errors = check_model(functools.partial(ad.loss, config=config), params, batch, seed=3, h=1e-5)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < TOLERANCE, f"gradient of {worst}: relative error {errors[worst]:.2e}"
+    swapped = np.where(WORDS == 5, 6, np.where(WORDS == 6, 5, WORDS))   # the two hidden words swapped
+    windows, images = [], []
+    for words in (WORDS, swapped):
+        image, history = ad.generate(params, words, words != 0, config, np.random.default_rng(1), record=True)
+        windows.append([h["window"]["gx"] for h in history]), images.append(image)
+    np.testing.assert_array_equal(np.array(windows[0]), np.array(windows[1]))
+    assert not np.allclose(images[0], images[1])
+
+
 def test_layout_windows_depend_on_the_caption_only():
     """With the layout path the write windows are the same whatever the latents: two generations of one
     caption with different noise put every glimpse in the same place, and draw different images."""
@@ -573,6 +592,13 @@ def test_layout_cli_is_recorded_and_kept_on_resume(tmp_path):
     assert result.returncode == 0 and "layout path (bilstm encoder)" in result.stdout, result.stderr
     model = load_checkpoint(tmp_path / "mixed" / "last.npz").config["model"]
     assert model["caption_encoder"] == "words" and model["layout_encoder"] == "bilstm"
+    result = _cli("train", "aligndraw", "--out", tmp_path / "blind", "--steps", 1, "--layout", "--layout-hides-digits",
+                  *small, cwd=tmp_path)
+    assert result.returncode == 0 and "digit words hidden" in result.stdout, result.stderr
+    ck = load_checkpoint(tmp_path / "blind" / "last.npz")
+    vocab = Vocabulary(ck.config["vocab"])
+    assert sorted(vocab.words[i] for i in ck.config["model"]["layout_hidden"]) == sorted(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
     result = _cli("train", "aligndraw", "--out", tmp_path / "nolayout", "--layout-encoder", "bilstm", cwd=tmp_path)
     assert result.returncode == 2 and "add --layout" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "nolayout").exists()

@@ -49,7 +49,7 @@ DEFAULTS = dict(steps=8000, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvase
                 val_size=500, test_size=1000, eval_every=500)
 # what a checkpoint written before these options existed was trained with (a resume keeps it)
 LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm", data="mnist-captions", kl_weight=1.0, layout=False,
-              layout_encoder=None)
+              layout_encoder=None, layout_hides_digits=False)
 
 
 def configure(parser):
@@ -92,6 +92,10 @@ def configure(parser):
     parser.add_argument("--layout-encoder", choices=("bilstm", "words", "bilstm+words"), default=None,
                         help="with --layout: the caption encoder the layout path reads (default: the generator's, "
                              "--caption-encoder); a different one is a second encoder sharing the word embedding")
+    parser.add_argument("--layout-hides-digits", action="store_true",
+                        help="with --layout: the layout path reads every digit word as <UNK>, so where a digit is "
+                             "drawn can depend only on the other words (a hand-made prior, for the experiment in "
+                             "docs/aligndraw.md)")
     parser.add_argument("--T", type=positive_int, default=None, help="drawing steps (default 16)")
     parser.add_argument("--enc", type=positive_int, default=None, help="inference LSTM size (default 256)")
     parser.add_argument("--dec", type=positive_int, default=None, help="generator LSTM size (default 256)")
@@ -108,7 +112,8 @@ def configure(parser):
 
 # options that define the model and its data: a resumed run must keep them
 FIXED_ON_RESUME = ("data", "batch", "lr", "lr_halflife", "canvases", "clip", "train_size", "val_size", "T", "enc_size",
-                   "dec_size", "z_size", "align", "caption_encoder", "kl_weight", "layout", "layout_encoder", "seed")
+                   "dec_size", "z_size", "align", "caption_encoder", "kl_weight", "layout", "layout_encoder",
+                   "layout_hides_digits", "seed")
 
 
 def _settings(args, previous=None):
@@ -119,12 +124,13 @@ def _settings(args, previous=None):
              "T": args.T, "enc_size": args.enc, "dec_size": args.dec, "z_size": args.z,
              "align": False if args.no_align else None, "caption_encoder": args.caption_encoder,
              "kl_weight": args.kl_weight, "layout": True if args.layout else None,
-             "layout_encoder": args.layout_encoder, "seed": args.seed}
+             "layout_encoder": args.layout_encoder, "layout_hides_digits": True if args.layout_hides_digits else None,
+             "seed": args.seed}
     from minicap.models.aligndraw import default_config
     model_defaults = default_config()
     defaults = dict(DEFAULTS, seed=0, data="mnist-captions", **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align",
                                                                            "caption_encoder", "layout",
-                                                                           "layout_encoder")})
+                                                                           "layout_encoder")}, layout_hides_digits=False)
     if previous:   # a run from before --canvases / --lr-halflife keeps what it was trained with
         previous = dict(LEGACY, **previous)
     return merge_settings(given, previous, defaults, FIXED_ON_RESUME, args.out,
@@ -146,6 +152,7 @@ def run(args):
 
 def run_train(args):
     from minicap.data import Vocabulary
+    from minicap.data.captioned_mnist import DIGIT_WORDS
     from minicap.models import aligndraw as ad
     from minicap.optim import make_optimizer
     from minicap.train import Run, resume_run, train
@@ -158,6 +165,8 @@ def run_train(args):
     refuse_fixed_canvases(args.data or "mnist-captions", args.canvases)   # before the run folder is made
     if args.layout_encoder and not args.layout:
         raise MinicapError(f"--layout-encoder {args.layout_encoder} chooses what the layout path reads: add --layout")
+    if args.layout_hides_digits and not args.layout:
+        raise MinicapError("--layout-hides-digits hides the digit words from the layout path: add --layout")
     folder = open_run_folder(args.out, KIND, args.resume)
     previous, last = folder.previous, folder.last
     cfg = _settings(args, previous)
@@ -183,7 +192,8 @@ def run_train(args):
     model = ad.default_config(vocab_size=len(vocab), T=cfg["T"], enc_size=cfg["enc_size"], dec_size=cfg["dec_size"],
                               z_size=cfg["z_size"], align=cfg["align"], caption_encoder=cfg["caption_encoder"],
                               max_words=max_words, kl_weight=cfg["kl_weight"], layout=cfg["layout"],
-                              layout_encoder=cfg["layout_encoder"])
+                              layout_encoder=cfg["layout_encoder"],
+                              layout_hidden=[vocab.index[w] for w in DIGIT_WORDS if w in vocab] if cfg["layout_hides_digits"] else [])
     fresh = ad.init_params(model, np.random.default_rng(seed))
     if previous:
         run_ = resume_run(last, KIND, fresh)
@@ -195,7 +205,8 @@ def run_train(args):
         n_params = sum(p.size for p in fresh.values())
         beta = "" if model["kl_weight"] == 1 else f", KL weight {model['kl_weight']:g}"
         if model["layout"]:
-            beta += f", write windows from the layout path ({ad.layout_encoder(model)} encoder)"
+            beta += f", write windows from the layout path ({ad.layout_encoder(model)} encoder" + (
+                f", digit words hidden)" if model["layout_hidden"] else ")")
         print(f"alignDRAW{'' if cfg['align'] else ' without alignment'}, caption encoder {model['caption_encoder']}{beta}: "
               f"T {model['T']}, read/write "
               f"{model['read_n']}x{model['read_n']}/{model['write_n']}x{model['write_n']}, LSTMs "

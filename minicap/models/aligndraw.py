@@ -67,7 +67,7 @@ Functions:
 import numpy as np
 
 from minicap import backend, nn
-from minicap.data.vocab import NULL
+from minicap.data.vocab import NULL, UNK
 from minicap.errors import MinicapError
 from minicap.models import draw
 from minicap.nn.filterbank import attention_window_backward, attention_window_forward
@@ -80,7 +80,7 @@ def default_config(**overrides):
     config = dict(width=60, height=60, T=16, read_n=8, write_n=8, enc_size=256, dec_size=256, z_size=100,
                   embed_size=64, lang_size=64, align_size=128, vocab_size=None, attention=True, align=True,
                   canvas_init=-6.0, caption_encoder="bilstm", position_size=64, max_words=16, kl_weight=1.0,
-                  layout=False, layout_size=128, layout_encoder=None)
+                  layout=False, layout_size=128, layout_encoder=None, layout_hidden=())
     unknown = set(overrides) - set(config)
     if unknown:
         raise ValueError(f"unknown alignDRAW config keys: {', '.join(sorted(unknown))}")
@@ -323,9 +323,16 @@ def align_step(params, h_lang, a_proj, mask, h_gen_prev):
 # --- the layout path (config layout=True): where to write comes from the caption alone ------------
 def _layout_words(params, words, mask, config, h_lang):
     """The word states the layout path attends over: the generator's h_lang, or with a different
-    config layout_encoder that encoder's own (Bt, L, S_lay), and its cache (None when shared)."""
-    if layout_encoder(config) == config["caption_encoder"]:
+    config layout_encoder that encoder's own (Bt, L, S_lay), and its cache (None when shared).
+
+    config layout_hidden: word ids the layout path does not see: each is read as <UNK> (a word whose
+    identity is hidden), so where a glimpse goes cannot depend on which of these words the caption has
+    (the command's --layout-hides-digits: the ten digit words)."""
+    hidden = list(config.get("layout_hidden") or ())
+    if layout_encoder(config) == config["caption_encoder"] and not hidden:
         return h_lang, None
+    if hidden:
+        words = np.where(np.isin(words, hidden), UNK, words)
     (h_lay_lang, _), cache = encode_caption_forward(params, words, mask,
                                                     dict(config, caption_encoder=layout_encoder(config), align=False))
     return h_lay_lang, cache
