@@ -92,6 +92,25 @@ def test_layout_with_hidden_words_gradient_check_and_blindness(encoder, layout_e
     assert not np.allclose(images[0], images[1])
 
 
+@pytest.mark.parametrize("encoder,layout_encoder,hidden", [("bilstm", None, []), ("words", "bilstm", [5, 6])])
+def test_layout_max_span_caps_the_write_window_and_gradient_checks(encoder, layout_encoder, hidden):
+    """layout_max_span: no write window spans (first to last filter centre) more than the cap, and the
+    smooth minimum that caps it has the right gradient (the whole model against finite differences)."""
+    config, params, batch = tiny_model(caption_encoder=encoder, position_size=3, max_words=5, layout=True,
+                                       layout_size=4, layout_encoder=layout_encoder, layout_hidden=hidden,
+                                       layout_max_span=2.0)
+    params["write_att_b"][3] += 3.0                         # windows that would span the canvas without the cap
+    errors = check_model(functools.partial(ad.loss, config=config), params, batch, seed=3, h=1e-5)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < TOLERANCE, f"gradient of {worst}: relative error {errors[worst]:.2e}"
+    _, history = ad.generate(params, batch["words"], batch["mask"], config, np.random.default_rng(0), record=True)
+    spans = np.array([(config["write_n"] - 1) * step["window"]["delta"] for step in history])
+    assert spans.max() < 2.0
+    _, history = ad.generate(params, batch["words"], batch["mask"], dict(config, layout_max_span=0.0),
+                             np.random.default_rng(0), record=True)
+    assert max((config["write_n"] - 1) * step["window"]["delta"].max() for step in history) > 2.0
+
+
 def test_layout_windows_depend_on_the_caption_only():
     """With the layout path the write windows are the same whatever the latents: two generations of one
     caption with different noise put every glimpse in the same place, and draw different images."""
@@ -593,15 +612,18 @@ def test_layout_cli_is_recorded_and_kept_on_resume(tmp_path):
     model = load_checkpoint(tmp_path / "mixed" / "last.npz").config["model"]
     assert model["caption_encoder"] == "words" and model["layout_encoder"] == "bilstm"
     result = _cli("train", "aligndraw", "--out", tmp_path / "blind", "--steps", 1, "--layout", "--layout-hides-digits",
-                  *small, cwd=tmp_path)
-    assert result.returncode == 0 and "digit words hidden" in result.stdout, result.stderr
+                  "--layout-max-span", 28, *small, cwd=tmp_path)
+    assert result.returncode == 0 and "digit words hidden, windows at most 28 px" in result.stdout, result.stderr
     ck = load_checkpoint(tmp_path / "blind" / "last.npz")
+    assert ck.config["model"]["layout_max_span"] == 28.0
     vocab = Vocabulary(ck.config["vocab"])
     assert sorted(vocab.words[i] for i in ck.config["model"]["layout_hidden"]) == sorted(
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
     result = _cli("train", "aligndraw", "--out", tmp_path / "nolayout", "--layout-encoder", "bilstm", cwd=tmp_path)
     assert result.returncode == 2 and "add --layout" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "nolayout").exists()
+    result = _cli("train", "aligndraw", "--out", tmp_path / "nolayout", "--layout-max-span", 28, cwd=tmp_path)
+    assert result.returncode == 2 and "add --layout" in result.stderr and not (tmp_path / "nolayout").exists()
 
 
 def test_a_fresh_canvas_run_has_seen_every_test_prompt(tmp_path):

@@ -2,7 +2,7 @@
 
     minicap train aligndraw [--data mnist-captions|mnist-corners] [--out DIR] [--steps N] [--no-align] [--resume]
                             [--canvases fresh|fixed] [--lr-halflife N] [--caption-encoder bilstm|words|bilstm+words]
-                            [--kl-weight BETA] [--layout [--layout-encoder E]]
+                            [--kl-weight BETA] [--layout [--layout-encoder E] [--layout-hides-digits] [--layout-max-span PX]]
     minicap roundtrip CHECKPOINT --captioner CAPTIONER [--temperature TAU] [--pixels mean|sample]
     minicap roundtrip CORNERS_CHECKPOINT [--temperature TAU] [--json]     (a --data mnist-corners run)
     minicap generate CHECKPOINT "the digit three is at the top of the digit one" [MORE CAPTIONS] [--n 8]
@@ -49,7 +49,7 @@ DEFAULTS = dict(steps=8000, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvase
                 val_size=500, test_size=1000, eval_every=500)
 # what a checkpoint written before these options existed was trained with (a resume keeps it)
 LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm", data="mnist-captions", kl_weight=1.0, layout=False,
-              layout_encoder=None, layout_hides_digits=False)
+              layout_encoder=None, layout_hides_digits=False, layout_max_span=0.0)
 
 
 def configure(parser):
@@ -96,6 +96,9 @@ def configure(parser):
                         help="with --layout: the layout path reads every digit word as <UNK>, so where a digit is "
                              "drawn can depend only on the other words (a hand-made prior, for the experiment in "
                              "docs/aligndraw.md)")
+    parser.add_argument("--layout-max-span", type=positive_float, default=None, metavar="PX",
+                        help="with --layout: no write window spans more than PX pixels from its first to its last "
+                             "filter centre (28: a digit), so the window, not the patch, decides where ink goes")
     parser.add_argument("--T", type=positive_int, default=None, help="drawing steps (default 16)")
     parser.add_argument("--enc", type=positive_int, default=None, help="inference LSTM size (default 256)")
     parser.add_argument("--dec", type=positive_int, default=None, help="generator LSTM size (default 256)")
@@ -113,7 +116,7 @@ def configure(parser):
 # options that define the model and its data: a resumed run must keep them
 FIXED_ON_RESUME = ("data", "batch", "lr", "lr_halflife", "canvases", "clip", "train_size", "val_size", "T", "enc_size",
                    "dec_size", "z_size", "align", "caption_encoder", "kl_weight", "layout", "layout_encoder",
-                   "layout_hides_digits", "seed")
+                   "layout_hides_digits", "layout_max_span", "seed")
 
 
 def _settings(args, previous=None):
@@ -125,12 +128,14 @@ def _settings(args, previous=None):
              "align": False if args.no_align else None, "caption_encoder": args.caption_encoder,
              "kl_weight": args.kl_weight, "layout": True if args.layout else None,
              "layout_encoder": args.layout_encoder, "layout_hides_digits": True if args.layout_hides_digits else None,
+             "layout_max_span": args.layout_max_span,
              "seed": args.seed}
     from minicap.models.aligndraw import default_config
     model_defaults = default_config()
     defaults = dict(DEFAULTS, seed=0, data="mnist-captions", **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align",
                                                                            "caption_encoder", "layout",
-                                                                           "layout_encoder")}, layout_hides_digits=False)
+                                                                           "layout_encoder")}, layout_hides_digits=False,
+                    layout_max_span=0.0)
     if previous:   # a run from before --canvases / --lr-halflife keeps what it was trained with
         previous = dict(LEGACY, **previous)
     return merge_settings(given, previous, defaults, FIXED_ON_RESUME, args.out,
@@ -165,6 +170,8 @@ def run_train(args):
     refuse_fixed_canvases(args.data or "mnist-captions", args.canvases)   # before the run folder is made
     if args.layout_encoder and not args.layout:
         raise MinicapError(f"--layout-encoder {args.layout_encoder} chooses what the layout path reads: add --layout")
+    if args.layout_max_span and not args.layout:
+        raise MinicapError("--layout-max-span caps the layout path's write windows: add --layout")
     if args.layout_hides_digits and not args.layout:
         raise MinicapError("--layout-hides-digits hides the digit words from the layout path: add --layout")
     folder = open_run_folder(args.out, KIND, args.resume)
@@ -193,7 +200,8 @@ def run_train(args):
                               z_size=cfg["z_size"], align=cfg["align"], caption_encoder=cfg["caption_encoder"],
                               max_words=max_words, kl_weight=cfg["kl_weight"], layout=cfg["layout"],
                               layout_encoder=cfg["layout_encoder"],
-                              layout_hidden=[vocab.index[w] for w in DIGIT_WORDS if w in vocab] if cfg["layout_hides_digits"] else [])
+                              layout_hidden=[vocab.index[w] for w in DIGIT_WORDS if w in vocab] if cfg["layout_hides_digits"] else [],
+                              layout_max_span=cfg["layout_max_span"])
     fresh = ad.init_params(model, np.random.default_rng(seed))
     if previous:
         run_ = resume_run(last, KIND, fresh)
@@ -206,7 +214,8 @@ def run_train(args):
         beta = "" if model["kl_weight"] == 1 else f", KL weight {model['kl_weight']:g}"
         if model["layout"]:
             beta += f", write windows from the layout path ({ad.layout_encoder(model)} encoder" + (
-                f", digit words hidden)" if model["layout_hidden"] else ")")
+                ", digit words hidden" if model["layout_hidden"] else "") + (
+                f", windows at most {model['layout_max_span']:g} px" if model["layout_max_span"] else "") + ")"
         print(f"alignDRAW{'' if cfg['align'] else ' without alignment'}, caption encoder {model['caption_encoder']}{beta}: "
               f"T {model['T']}, read/write "
               f"{model['read_n']}x{model['read_n']}/{model['write_n']}x{model['write_n']}, LSTMs "

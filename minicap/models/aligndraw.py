@@ -70,7 +70,8 @@ from minicap import backend, nn
 from minicap.data.vocab import NULL, UNK
 from minicap.errors import MinicapError
 from minicap.models import draw
-from minicap.nn.filterbank import attention_window_backward, attention_window_forward
+from minicap.nn.basic import sigmoid
+from minicap.nn.filterbank import filter_params_backward, filter_params_forward
 
 
 def default_config(**overrides):
@@ -80,7 +81,7 @@ def default_config(**overrides):
     config = dict(width=60, height=60, T=16, read_n=8, write_n=8, enc_size=256, dec_size=256, z_size=100,
                   embed_size=64, lang_size=64, align_size=128, vocab_size=None, attention=True, align=True,
                   canvas_init=-6.0, caption_encoder="bilstm", position_size=64, max_words=16, kl_weight=1.0,
-                  layout=False, layout_size=128, layout_encoder=None, layout_hidden=())
+                  layout=False, layout_size=128, layout_encoder=None, layout_hidden=(), layout_max_span=0.0)
     unknown = set(overrides) - set(config)
     if unknown:
         raise ValueError(f"unknown alignDRAW config keys: {', '.join(sorted(unknown))}")
@@ -383,13 +384,45 @@ def layout_backward(dstates, cache):
     return dh_lang + dh_proj, grads
 
 
+def capped_window_forward(h, W, b, A, B, N, max_span=0.0):
+    """nn.attention_window_forward, with the window's span (first to last filter centre, (N - 1) delta =
+    (max(A, B) - 1) exp(log delta~)) kept below max_span pixels when max_span > 0, by a smooth minimum:
+
+        log delta~ <- m - softplus(m - log delta~),   m = log(max_span / (max(A, B) - 1))
+
+    (a window that cannot be wider than a digit cannot let the patch decide where the ink goes).
+    Returns (Fx, Fy, gamma) and a cache whose last item is the window dict, as nn's."""
+    p, affine_cache = nn.affine_forward(h, W, b)
+    margin = None
+    if max_span:
+        margin = np.log(max_span / (max(A, B) - 1)) - p[:, 3]          # m - log delta~
+        p = p.copy()
+        p[:, 3] = p[:, 3] + margin - np.logaddexp(0, margin)           # m - softplus(m - log delta~)
+    (gx, gy, sigma2, delta, gamma), params_cache = filter_params_forward(p, A, B, N)
+    (Fx, Fy), bank_cache = backend.get("filterbank_forward")(gx, gy, sigma2, delta, A, B, N)
+    window = dict(gx=gx, gy=gy, sigma2=sigma2, delta=delta, gamma=gamma, N=N)
+    return (Fx, Fy, gamma), (affine_cache, params_cache, bank_cache, margin, window)
+
+
+def capped_window_backward(dFx, dFy, dgamma, cache):
+    """Returns dh (Bt, H), dW (H, 5), db (5,). d/du [m - softplus(m - u)] = sigmoid(m - u)."""
+    affine_cache, params_cache, bank_cache, margin, _ = cache
+    dgx, dgy, dsigma2, ddelta = backend.get("filterbank_backward")(dFx, dFy, bank_cache)
+    dp = filter_params_backward(dgx, dgy, dsigma2, ddelta, dgamma, params_cache)
+    if margin is not None:
+        dp[:, 3] *= sigmoid(margin)
+    return nn.affine_backward(dp, affine_cache)
+
+
 def layout_write_forward(params, h_lay, h_dec, config):
-    """DRAW's write with the window from h^lay_t and the patch from h^gen_t: the canvas update (Bt, B, A)
-    and a cache shaped like nn.attentive_write_forward's (so draw.write_window reads it)."""
+    """DRAW's write with the window from h^lay_t (its span capped at config layout_max_span pixels when
+    that is > 0) and the patch from h^gen_t: the canvas update (Bt, B, A) and a cache shaped like
+    nn.attentive_write_forward's (so draw.write_window reads it)."""
     N, Bt = config["write_n"], h_dec.shape[0]
     w, patch_cache = nn.affine_forward(h_dec, params["write_W"], params["write_b"])
-    (Fx, Fy, gamma), window_cache = attention_window_forward(h_lay, params["write_att_W"], params["write_att_b"],
-                                                             config["width"], config["height"], N)
+    (Fx, Fy, gamma), window_cache = capped_window_forward(h_lay, params["write_att_W"], params["write_att_b"],
+                                                          config["width"], config["height"], N,
+                                                          config.get("layout_max_span", 0.0))
     out, write_cache = backend.get("write_forward")(w.reshape(Bt, N, N), Fx, Fy, gamma)
     return out, (patch_cache, window_cache, write_cache)
 
@@ -398,7 +431,7 @@ def layout_write_backward(dout, cache):
     """dout: (Bt, B, A). Returns dh_lay (Bt, Dl), dh_dec (Bt, dec) and the write's parameter gradients."""
     patch_cache, window_cache, write_cache = cache
     dw, dFx, dFy, dgamma = backend.get("write_backward")(dout, write_cache)
-    dh_lay, dW_att, db_att = attention_window_backward(dFx, dFy, dgamma, window_cache)
+    dh_lay, dW_att, db_att = capped_window_backward(dFx, dFy, dgamma, window_cache)
     dh_dec, dW, db = nn.affine_backward(dw.reshape(dw.shape[0], -1), patch_cache)
     return dh_lay, dh_dec, {"write_att_W": dW_att, "write_att_b": db_att, "write_W": dW, "write_b": db}
 
