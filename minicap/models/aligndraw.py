@@ -70,8 +70,7 @@ from minicap import backend, nn
 from minicap.data.vocab import NULL, UNK
 from minicap.errors import MinicapError
 from minicap.models import draw
-from minicap.nn.basic import sigmoid
-from minicap.nn.filterbank import filter_params_backward, filter_params_forward
+from minicap.nn.filterbank import attention_window_backward, attention_window_forward
 
 
 def default_config(**overrides):
@@ -114,7 +113,7 @@ def lang_width(config):
 
 def layout_encoder(config):
     """The caption encoder the layout path reads (config layout_encoder; None: the generator's own)."""
-    return config.get("layout_encoder") or config["caption_encoder"]
+    return config["layout_encoder"] or config["caption_encoder"]
 
 
 def init_params(config, rng, dtype=np.float32):
@@ -139,14 +138,18 @@ def init_params(config, rng, dtype=np.float32):
         b[size:2 * size] = 1.0  # forget gate open
         return b
 
+    def add_encoder(encoder):   # a caption encoder's parameters (the word embedding is made once, above)
+        if encoder == "words":
+            if "position_W" not in params:
+                params["position_W"] = rng.standard_normal((config["max_words"], config["position_size"])) * 0.1
+        elif "lang_f_Wx" not in params:
+            params.update({"lang_f_Wx": weight(E, 4 * H), "lang_f_Wh": weight(H, 4 * H), "lang_f_b": lstm_bias(H),
+                           "lang_b_Wx": weight(E, 4 * H), "lang_b_Wh": weight(H, 4 * H), "lang_b_b": lstm_bias(H)})
+
     S = lang_width(config)
     params["dec_Wx"] = weight(Z + S, 4 * D)
     params["embed_W"] = rng.standard_normal((V, E)) * 0.1
-    if config["caption_encoder"] == "words":
-        params["position_W"] = rng.standard_normal((config["max_words"], config["position_size"])) * 0.1
-    else:
-        params.update({"lang_f_Wx": weight(E, 4 * H), "lang_f_Wh": weight(H, 4 * H), "lang_f_b": lstm_bias(H),
-                       "lang_b_Wx": weight(E, 4 * H), "lang_b_Wh": weight(H, 4 * H), "lang_b_b": lstm_bias(H)})
+    add_encoder(config["caption_encoder"])
     # the prior starts near N(0, I): small weights, zero biases
     params.update({"prior_mu_W": weight(D, Z, 0.1), "prior_mu_b": np.zeros(Z),
                    "prior_ls_W": weight(D, Z, 0.1), "prior_ls_b": np.zeros(Z),
@@ -157,13 +160,8 @@ def init_params(config, rng, dtype=np.float32):
                        "align_W": weight(D, Aa), "align_v": weight(Aa, 1)[:, 0]})
     if config["layout"]:   # drawn last, so a model without the layout path starts exactly as before
         Dl, lay_encoder = config["layout_size"], layout_encoder(config)
-        if lay_encoder != config["caption_encoder"]:   # the layout path's own encoder (the embedding is shared)
-            if lay_encoder == "words" and "position_W" not in params:
-                params["position_W"] = rng.standard_normal((config["max_words"], config["position_size"])) * 0.1
-            if lay_encoder != "words" and "lang_f_Wx" not in params:
-                params.update({"lang_f_Wx": weight(E, 4 * H), "lang_f_Wh": weight(H, 4 * H), "lang_f_b": lstm_bias(H),
-                               "lang_b_Wx": weight(E, 4 * H), "lang_b_Wh": weight(H, 4 * H), "lang_b_b": lstm_bias(H)})
-            S = lang_width(dict(config, caption_encoder=lay_encoder))
+        add_encoder(lay_encoder)           # the layout path's own encoder, if another (the embedding is shared)
+        S = lang_width(dict(config, caption_encoder=lay_encoder))
         params.update({"lay_Wx": weight(S, 4 * Dl), "lay_Wh": weight(Dl, 4 * Dl), "lay_b": lstm_bias(Dl),
                        "lay_h0": np.zeros(Dl), "lay_c0": np.zeros(Dl),
                        "lay_align_U": weight(S, Aa), "lay_align_b": np.zeros(Aa),
@@ -329,7 +327,7 @@ def _layout_words(params, words, mask, config, h_lang):
     config layout_hidden: word ids the layout path does not see: each is read as <UNK> (a word whose
     identity is hidden), so where a glimpse goes cannot depend on which of these words the caption has
     (the command's --layout-hides-digits: the ten digit words)."""
-    hidden = list(config.get("layout_hidden") or ())
+    hidden = list(config["layout_hidden"])
     if layout_encoder(config) == config["caption_encoder"] and not hidden:
         return h_lang, None
     if hidden:
@@ -365,13 +363,14 @@ def layout_forward(params, h_lang, mask, T):
 
 
 def layout_backward(dstates, cache):
-    """dstates: the T gradients [(Bt, Dl)] reaching h^lay_t from the writes. Returns dh_lang (Bt, L, S)
+    """dstates: the T gradients [(Bt, Dl)] reaching h^lay_t from the writes, last step first (as the
+    model's backward pass meets them). Returns dh_lang (Bt, L, S)
     and the layout path's parameter gradients."""
     params, h_lang, proj_cache, steps = cache
     weights_T = nn.stacked_weights_T(params["lay_Wx"], params["lay_Wh"])
     dh = dc = np.zeros_like(dstates[0])
     dh_lang, da_proj, dW, dv, das = np.zeros_like(h_lang), None, 0, 0, []
-    for (att_cache, lstm_cache), dstate in zip(reversed(steps), reversed(dstates)):
+    for (att_cache, lstm_cache), dstate in zip(reversed(steps), dstates):
         ds, dh, dc = draw.lstm_step_backward_keeping_da(dh + dstate, dc, lstm_cache, das, weights_T)
         dh_l, dap, dquery, dW_t, dv_t = backend.get("soft_attention_backward")(ds, np.zeros_like(h_lang[:, :, 0]),
                                                                                att_cache)
@@ -384,45 +383,15 @@ def layout_backward(dstates, cache):
     return dh_lang + dh_proj, grads
 
 
-def capped_window_forward(h, W, b, A, B, N, max_span=0.0):
-    """nn.attention_window_forward, with the window's span (first to last filter centre, (N - 1) delta =
-    (max(A, B) - 1) exp(log delta~)) kept below max_span pixels when max_span > 0, by a smooth minimum:
-
-        log delta~ <- m - softplus(m - log delta~),   m = log(max_span / (max(A, B) - 1))
-
-    (a window that cannot be wider than a digit cannot let the patch decide where the ink goes).
-    Returns (Fx, Fy, gamma) and a cache whose last item is the window dict, as nn's."""
-    p, affine_cache = nn.affine_forward(h, W, b)
-    margin = None
-    if max_span:
-        margin = np.log(max_span / (max(A, B) - 1)) - p[:, 3]          # m - log delta~
-        p = p.copy()
-        p[:, 3] = p[:, 3] + margin - np.logaddexp(0, margin)           # m - softplus(m - log delta~)
-    (gx, gy, sigma2, delta, gamma), params_cache = filter_params_forward(p, A, B, N)
-    (Fx, Fy), bank_cache = backend.get("filterbank_forward")(gx, gy, sigma2, delta, A, B, N)
-    window = dict(gx=gx, gy=gy, sigma2=sigma2, delta=delta, gamma=gamma, N=N)
-    return (Fx, Fy, gamma), (affine_cache, params_cache, bank_cache, margin, window)
-
-
-def capped_window_backward(dFx, dFy, dgamma, cache):
-    """Returns dh (Bt, H), dW (H, 5), db (5,). d/du [m - softplus(m - u)] = sigmoid(m - u)."""
-    affine_cache, params_cache, bank_cache, margin, _ = cache
-    dgx, dgy, dsigma2, ddelta = backend.get("filterbank_backward")(dFx, dFy, bank_cache)
-    dp = filter_params_backward(dgx, dgy, dsigma2, ddelta, dgamma, params_cache)
-    if margin is not None:
-        dp[:, 3] *= sigmoid(margin)
-    return nn.affine_backward(dp, affine_cache)
-
-
 def layout_write_forward(params, h_lay, h_dec, config):
     """DRAW's write with the window from h^lay_t (its span capped at config layout_max_span pixels when
     that is > 0) and the patch from h^gen_t: the canvas update (Bt, B, A) and a cache shaped like
     nn.attentive_write_forward's (so draw.write_window reads it)."""
     N, Bt = config["write_n"], h_dec.shape[0]
     w, patch_cache = nn.affine_forward(h_dec, params["write_W"], params["write_b"])
-    (Fx, Fy, gamma), window_cache = capped_window_forward(h_lay, params["write_att_W"], params["write_att_b"],
-                                                          config["width"], config["height"], N,
-                                                          config.get("layout_max_span", 0.0))
+    (Fx, Fy, gamma), window_cache = attention_window_forward(h_lay, params["write_att_W"], params["write_att_b"],
+                                                             config["width"], config["height"], N,
+                                                             max_span=config["layout_max_span"])
     out, write_cache = backend.get("write_forward")(w.reshape(Bt, N, N), Fx, Fy, gamma)
     return out, (patch_cache, window_cache, write_cache)
 
@@ -431,7 +400,7 @@ def layout_write_backward(dout, cache):
     """dout: (Bt, B, A). Returns dh_lay (Bt, Dl), dh_dec (Bt, dec) and the write's parameter gradients."""
     patch_cache, window_cache, write_cache = cache
     dw, dFx, dFy, dgamma = backend.get("write_backward")(dout, write_cache)
-    dh_lay, dW_att, db_att = capped_window_backward(dFx, dFy, dgamma, window_cache)
+    dh_lay, dW_att, db_att = attention_window_backward(dFx, dFy, dgamma, window_cache)
     dh_dec, dW, db = nn.affine_backward(dw.reshape(dw.shape[0], -1), patch_cache)
     return dh_lay, dh_dec, {"write_att_W": dW_att, "write_att_b": db_att, "write_W": dW, "write_b": db}
 
@@ -460,7 +429,7 @@ def forward(params, x, words, mask, eps, config):
         s_mean, mean_weights = mean_words_forward(h_lang, mask)
     lay_states, lay_cache = None, None
     if config["layout"]:
-        (h_lay_lang, lay_enc_cache) = _layout_words(params, words, mask, config, h_lang)
+        h_lay_lang, lay_enc_cache = _layout_words(params, words, mask, config, h_lang)
         lay_states, _, lay_cache = layout_forward(params, h_lay_lang, mask, T)
         lay_cache = (lay_cache, lay_enc_cache)
     h_enc, c_enc, h_dec, c_dec = _start_states(params, Bt)
@@ -597,7 +566,7 @@ def backward(cache):
     lay_encoder_grads = {}
     if lay_cache is not None:                             # the layout path read the words too
         lay_cache, lay_enc_cache = lay_cache
-        dh_lay_lang, lay_grads = layout_backward(dlay_states[::-1], lay_cache)
+        dh_lay_lang, lay_grads = layout_backward(dlay_states, lay_cache)
         grads.update(lay_grads)
         if lay_enc_cache is None:                         # the generator's own word states
             dh_lang = dh_lang + dh_lay_lang

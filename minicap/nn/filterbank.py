@@ -208,23 +208,35 @@ def write_backward(dout, cache):
 
 
 # --- the window from a hidden state: affine + parameters + filterbank -----------------------------
-def attention_window_forward(h, W, b, A, B, N):
+def attention_window_forward(h, W, b, A, B, N, max_span=0.0):
     """h: (Bt, H), W: (H, 5), b: (5,). Returns (Fx (Bt, N, A), Fy (Bt, N, B), gamma (Bt,)), cache.
 
     cache[-1] is a dict of the window (gx, gy, sigma2, delta, gamma; each (Bt,)) for drawing it.
+
+    max_span > 0 (not the paper's; alignDRAW's --layout-max-span) keeps the window's span, first to last
+    filter centre, (N - 1) delta = (max(A, B) - 1) exp(log delta~), below max_span pixels by a smooth
+    minimum: log delta~ <- m - softplus(m - log delta~), m = log(max_span / (max(A, B) - 1)).
     """
     p, affine_cache = affine_forward(h, W, b)
+    margin = None
+    if max_span:
+        margin = np.log(max_span / (max(A, B) - 1)) - p[:, 3]          # m - log delta~
+        p = p.copy()
+        p[:, 3] = p[:, 3] + margin - np.logaddexp(0, margin)           # m - softplus(m - log delta~)
     (gx, gy, sigma2, delta, gamma), params_cache = filter_params_forward(p, A, B, N)
     (Fx, Fy), bank_cache = backend.get("filterbank_forward")(gx, gy, sigma2, delta, A, B, N)
     window = dict(gx=gx, gy=gy, sigma2=sigma2, delta=delta, gamma=gamma, N=N)
-    return (Fx, Fy, gamma), (affine_cache, params_cache, bank_cache, window)
+    return (Fx, Fy, gamma), (affine_cache, params_cache, bank_cache, margin, window)
 
 
 def attention_window_backward(dFx, dFy, dgamma, cache):
-    """dFx: (Bt, N, A), dFy: (Bt, N, B), dgamma: (Bt,). Returns dh (Bt, H), dW (H, 5), db (5,)."""
-    affine_cache, params_cache, bank_cache, _ = cache
+    """dFx: (Bt, N, A), dFy: (Bt, N, B), dgamma: (Bt,). Returns dh (Bt, H), dW (H, 5), db (5,).
+    (With max_span: d/du [m - softplus(m - u)] = sigmoid(m - u).)"""
+    affine_cache, params_cache, bank_cache, margin, _ = cache
     dgx, dgy, dsigma2, ddelta = backend.get("filterbank_backward")(dFx, dFy, bank_cache)
     dp = filter_params_backward(dgx, dgy, dsigma2, ddelta, dgamma, params_cache)
+    if margin is not None:
+        dp[:, 3] *= 1 / (1 + np.exp(-margin))
     return affine_backward(dp, affine_cache)
 
 
