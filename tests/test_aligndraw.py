@@ -111,6 +111,42 @@ def test_layout_max_span_caps_the_write_window_and_gradient_checks(encoder, layo
     assert max((config["write_n"] - 1) * step["window"]["delta"].max() for step in history) > 2.0
 
 
+@pytest.mark.parametrize("align,encoder,layout_encoder,hidden", [(True, "bilstm", None, []),
+                                                             (True, "words", "bilstm", [5, 6]),
+                                                             (False, "words", "bilstm", [5, 6])])
+def test_layout_to_generator_gradient_check_and_what_it_changes(align, encoder, layout_encoder, hidden):
+    """layout_to_generator: h^lay_t joins the generator's input (and its alignment query). The whole model
+    matches finite differences; the generator's input weights grow by the layout state's width; the
+    layout path's windows still ignore the hidden words, while the drawings now follow them."""
+    config, params, batch = tiny_model(align, caption_encoder=encoder, position_size=3, max_words=5, layout=True,
+                                       layout_size=4, layout_encoder=layout_encoder, layout_hidden=hidden,
+                                       layout_max_span=3.0, layout_to_generator=True)
+    S = ad.lang_width(config)
+    assert params["dec_Wx"].shape == (config["z_size"] + S + 4, 4 * config["dec_size"])
+    assert ("align_W" in params) == align and (not align or params["align_W"].shape == (config["dec_size"] + 4, 5))
+    errors = check_model(functools.partial(ad.loss, config=config), params, batch, seed=3, h=1e-5)
+    assert set(errors) == set(params)
+    worst = max(errors, key=errors.get)
+    assert errors[worst] < TOLERANCE, f"gradient of {worst}: relative error {errors[worst]:.2e}"
+    # the layout state reaches the loss through the generator too: zeroing its rows changes the gradient
+    grads = ad.loss(params, batch, np.random.default_rng(3), config)[1]
+    cut = dict(params, dec_Wx=params["dec_Wx"].copy())
+    cut["dec_Wx"][config["z_size"] + S:] = 0
+    if align:
+        cut["align_W"] = params["align_W"].copy()
+        cut["align_W"][config["dec_size"]:] = 0
+    grads_cut = ad.loss(cut, batch, np.random.default_rng(3), config)[1]
+    assert not np.allclose(grads["lay_Wx"], grads_cut["lay_Wx"])
+    if hidden:
+        swapped = np.where(WORDS == 5, 6, np.where(WORDS == 6, 5, WORDS))
+        runs = [ad.generate(params, w, w != 0, config, np.random.default_rng(1), record=True) for w in (WORDS, swapped)]
+        for a, b in zip(runs[0][1], runs[1][1]):
+            np.testing.assert_array_equal(a["window"]["gx"], b["window"]["gx"])
+        assert not np.allclose(runs[0][0], runs[1][0])
+    with pytest.raises(ValueError, match="layout_to_generator=True needs layout=True"):
+        ad.default_config(layout_to_generator=True)
+
+
 def test_layout_windows_depend_on_the_caption_only():
     """With the layout path the write windows are the same whatever the latents: two generations of one
     caption with different noise put every glimpse in the same place, and draw different images."""
@@ -624,6 +660,14 @@ def test_layout_cli_is_recorded_and_kept_on_resume(tmp_path):
     assert not (tmp_path / "nolayout").exists()
     result = _cli("train", "aligndraw", "--out", tmp_path / "nolayout", "--layout-max-span", 28, cwd=tmp_path)
     assert result.returncode == 2 and "add --layout" in result.stderr and not (tmp_path / "nolayout").exists()
+    result = _cli("train", "aligndraw", "--out", tmp_path / "nolayout", "--layout-to-generator", cwd=tmp_path)
+    assert result.returncode == 2 and "add --layout" in result.stderr and not (tmp_path / "nolayout").exists()
+    result = _cli("train", "aligndraw", "--out", tmp_path / "guided", "--steps", 1, "--layout", "--layout-to-generator",
+                  *small, cwd=tmp_path)
+    assert result.returncode == 0 and "the generator sees the layout" in result.stdout, result.stderr
+    result = _cli("train", "aligndraw", "--out", tmp_path / "guided", "--steps", 2, "--resume", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert load_checkpoint(tmp_path / "guided" / "last.npz").config["model"]["layout_to_generator"] is True
 
 
 def test_a_fresh_canvas_run_has_seen_every_test_prompt(tmp_path):

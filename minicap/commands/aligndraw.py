@@ -2,7 +2,8 @@
 
     minicap train aligndraw [--data mnist-captions|mnist-corners] [--out DIR] [--steps N] [--no-align] [--resume]
                             [--canvases fresh|fixed] [--lr-halflife N] [--caption-encoder bilstm|words|bilstm+words]
-                            [--kl-weight BETA] [--layout [--layout-encoder E] [--layout-hides-digits] [--layout-max-span PX]]
+                            [--kl-weight BETA] [--layout [--layout-encoder E] [--layout-hides-digits] [--layout-max-span PX]
+                            [--layout-to-generator]]
     minicap roundtrip CHECKPOINT --captioner CAPTIONER [--temperature TAU] [--pixels mean|sample]
     minicap roundtrip CORNERS_CHECKPOINT [--temperature TAU] [--json]     (a --data mnist-corners run)
     minicap generate CHECKPOINT "the digit three is at the top of the digit one" [MORE CAPTIONS] [--n 8]
@@ -49,7 +50,8 @@ DEFAULTS = dict(steps=8000, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvase
                 val_size=500, test_size=1000, eval_every=500)
 # what a checkpoint written before these options existed was trained with (a resume keeps it)
 LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm", data="mnist-captions", kl_weight=1.0, layout=False,
-              layout_encoder=None, layout_hides_digits=False, layout_max_span=0.0)
+              layout_encoder=None, layout_hides_digits=False, layout_max_span=0.0,
+              layout_to_generator=False)
 
 
 def configure(parser):
@@ -99,6 +101,9 @@ def configure(parser):
     parser.add_argument("--layout-max-span", type=positive_float, default=None, metavar="PX",
                         help="with --layout: no write window spans more than PX pixels from its first to its last "
                              "filter centre (28: a digit), so the window, not the patch, decides where ink goes")
+    parser.add_argument("--layout-to-generator", action="store_true",
+                        help="with --layout: the generator is told where it writes (the layout path's state joins "
+                             "its input and its alignment query), so it can pick the word that belongs there")
     parser.add_argument("--T", type=positive_int, default=None, help="drawing steps (default 16)")
     parser.add_argument("--enc", type=positive_int, default=None, help="inference LSTM size (default 256)")
     parser.add_argument("--dec", type=positive_int, default=None, help="generator LSTM size (default 256)")
@@ -116,7 +121,7 @@ def configure(parser):
 # options that define the model and its data: a resumed run must keep them
 FIXED_ON_RESUME = ("data", "batch", "lr", "lr_halflife", "canvases", "clip", "train_size", "val_size", "T", "enc_size",
                    "dec_size", "z_size", "align", "caption_encoder", "kl_weight", "layout", "layout_encoder",
-                   "layout_hides_digits", "layout_max_span", "seed")
+                   "layout_hides_digits", "layout_max_span", "layout_to_generator", "seed")
 
 
 def _settings(args, previous=None):
@@ -129,13 +134,14 @@ def _settings(args, previous=None):
              "kl_weight": args.kl_weight, "layout": True if args.layout else None,
              "layout_encoder": args.layout_encoder, "layout_hides_digits": True if args.layout_hides_digits else None,
              "layout_max_span": args.layout_max_span,
+             "layout_to_generator": True if args.layout_to_generator else None,
              "seed": args.seed}
     from minicap.models.aligndraw import default_config
     model_defaults = default_config()
     defaults = dict(DEFAULTS, seed=0, data="mnist-captions", **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align",
                                                                            "caption_encoder", "layout",
                                                                            "layout_encoder")}, layout_hides_digits=False,
-                    layout_max_span=0.0)
+                    layout_max_span=0.0, layout_to_generator=False)
     if previous:   # a run from before --canvases / --lr-halflife keeps what it was trained with
         previous = dict(LEGACY, **previous)
     return merge_settings(given, previous, defaults, FIXED_ON_RESUME, args.out,
@@ -174,6 +180,8 @@ def run_train(args):
         raise MinicapError("--layout-max-span caps the layout path's write windows: add --layout")
     if args.layout_hides_digits and not args.layout:
         raise MinicapError("--layout-hides-digits hides the digit words from the layout path: add --layout")
+    if args.layout_to_generator and not args.layout:
+        raise MinicapError("--layout-to-generator shows the layout path's state to the generator: add --layout")
     folder = open_run_folder(args.out, KIND, args.resume)
     previous, last = folder.previous, folder.last
     cfg = _settings(args, previous)
@@ -201,7 +209,7 @@ def run_train(args):
                               max_words=max_words, kl_weight=cfg["kl_weight"], layout=cfg["layout"],
                               layout_encoder=cfg["layout_encoder"],
                               layout_hidden=[vocab.index[w] for w in DIGIT_WORDS if w in vocab] if cfg["layout_hides_digits"] else [],
-                              layout_max_span=cfg["layout_max_span"])
+                              layout_max_span=cfg["layout_max_span"], layout_to_generator=cfg["layout_to_generator"])
     fresh = ad.init_params(model, np.random.default_rng(seed))
     if previous:
         run_ = resume_run(last, KIND, fresh)
@@ -215,7 +223,8 @@ def run_train(args):
         if model["layout"]:
             beta += f", write windows from the layout path ({ad.layout_encoder(model)} encoder" + (
                 ", digit words hidden" if model["layout_hidden"] else "") + (
-                f", windows at most {model['layout_max_span']:g} px" if model["layout_max_span"] else "") + ")"
+                f", windows at most {model['layout_max_span']:g} px" if model["layout_max_span"] else "") + (
+                "; the generator sees the layout" if model["layout_to_generator"] else "") + ")"
         print(f"alignDRAW{'' if cfg['align'] else ' without alignment'}, caption encoder {model['caption_encoder']}{beta}: "
               f"T {model['T']}, read/write "
               f"{model['read_n']}x{model['read_n']}/{model['write_n']}x{model['write_n']}, LSTMs "

@@ -45,7 +45,12 @@ generator leans on the caption for what to draw (the bound, parts["bound"], stay
 With config layout=True (an experiment, not the paper's) the write window of step t comes from a
 second, small LSTM that reads only the caption (layout_forward: h^lay_t, its own attention over the
 words) while the patch still comes from h^gen_t: where a glimpse is written cannot depend on the
-latents or the image, only on the words.
+latents or the image, only on the words. With layout_to_generator=True as well, the generator is told
+where it is writing: h^lay_t joins its alignment query and its input,
+
+    e_j^t = v^T tanh(U h^lang_j + b + W [h^gen_{t-1} ; h^lay_t]),  h^gen_t = LSTM_gen([z_t, s_t, h^lay_t], h^gen_{t-1})
+
+so it can pick the word (the digit) that belongs under this step's window.
 
 The canvas and the generator and inference states start from learned values (canvas0, dec_h0,
 dec_c0, enc_h0, enc_c0); the canvas starts near -6, so sigmoid(c_0) is black, not grey (REFERENCE
@@ -80,7 +85,8 @@ def default_config(**overrides):
     config = dict(width=60, height=60, T=16, read_n=8, write_n=8, enc_size=256, dec_size=256, z_size=100,
                   embed_size=64, lang_size=64, align_size=128, vocab_size=None, attention=True, align=True,
                   canvas_init=-6.0, caption_encoder="bilstm", position_size=64, max_words=16, kl_weight=1.0,
-                  layout=False, layout_size=128, layout_encoder=None, layout_hidden=(), layout_max_span=0.0)
+                  layout=False, layout_size=128, layout_encoder=None, layout_hidden=(), layout_max_span=0.0,
+                  layout_to_generator=False)
     unknown = set(overrides) - set(config)
     if unknown:
         raise ValueError(f"unknown alignDRAW config keys: {', '.join(sorted(unknown))}")
@@ -89,6 +95,8 @@ def default_config(**overrides):
         raise ValueError(f"kl_weight must be positive, got {config['kl_weight']!r}")
     if config["layout"] and not config["attention"]:
         raise ValueError("layout=True needs attention=True: the layout path sets the write windows")
+    if config["layout_to_generator"] and not config["layout"]:
+        raise ValueError("layout_to_generator=True needs layout=True: it shows the layout path's state to the generator")
     if config["layout_encoder"] not in (None, *CAPTION_ENCODERS):
         raise ValueError(f"layout_encoder must be None or one of {', '.join(CAPTION_ENCODERS)}, "
                          f"got {config['layout_encoder']!r}")
@@ -167,6 +175,10 @@ def init_params(config, rng, dtype=np.float32):
                        "lay_align_U": weight(S, Aa), "lay_align_b": np.zeros(Aa),
                        "lay_align_W": weight(Dl, Aa), "lay_align_v": weight(Aa, 1)[:, 0],
                        "write_att_W": weight(Dl, 5, 0.1)})   # the write window now comes from h^lay
+        if config["layout_to_generator"]:   # h^lay_t joins the generator's input and its alignment query
+            params["dec_Wx"] = np.vstack([params["dec_Wx"], weight(Dl, 4 * D)])
+            if config["align"]:
+                params["align_W"] = np.vstack([params["align_W"], weight(Dl, Aa)])
     return {k: v.astype(dtype) for k, v in params.items()}
 
 
@@ -406,6 +418,13 @@ def layout_write_backward(dout, cache):
 
 
 # --- the whole model -------------------------------------------------------------------------------
+def _query(*parts):
+    """The non-None parts side by side (Bt, sum of widths): [h^gen_{t-1} ; h^lay_t] for the alignment and
+    [z_t, s_t, h^lay_t] for the generator when layout_to_generator, else without h^lay_t."""
+    parts = [p for p in parts if p is not None]
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+
 def _start_states(params, Bt):
     def tile(v):
         return np.broadcast_to(v, (Bt, v.shape[0])).copy()
@@ -452,12 +471,13 @@ def forward(params, x, words, mask, eps, config):
         e = eps[t].astype(dtype, copy=False)
         sigma_q = np.exp(ls_q)
         z = mu_q + sigma_q * e
+        guide = lay_states[t] if config["layout_to_generator"] else None     # where this step writes
         if config["align"]:
-            (s, alpha), align_cache = align_step(params, h_lang, a_proj, mask, h_dec)
+            (s, alpha), align_cache = align_step(params, h_lang, a_proj, mask, _query(h_dec, guide))
             alphas.append(alpha)
         else:
             s, align_cache = s_mean, None
-        (h_dec, c_dec), dec_cache = lstm_step(np.concatenate([z, s], axis=1), h_dec, c_dec,
+        (h_dec, c_dec), dec_cache = lstm_step(_query(z, s, guide), h_dec, c_dec,
                                               params["dec_Wx"], params["dec_Wh"], params["dec_b"])
         if config["layout"]:
             update, write_cache = layout_write_forward(params, lay_states[t], h_dec, config)
@@ -521,14 +541,20 @@ def backward(cache):
         add_all(dparams.keys(), dparams.values())
         dinput, dh_dec, dc_dec = draw.lstm_step_backward_keeping_da(dh_dec + dh_write, dc_dec, dec_cache, dec_das,
                                                                      dec_weights_T)
-        dz, ds = dinput[:, :Z], dinput[:, Z:]
-        # the sentence context s_t chose its words with h_gen_{t-1}
+        S = h_lang.shape[2]
+        dz, ds = dinput[:, :Z], dinput[:, Z:Z + S]
+        if config["layout_to_generator"]:                 # h^lay_t was the generator's input too
+            dlay_states[-1] = dlay_states[-1] + dinput[:, Z + S:]
+        # the sentence context s_t chose its words with h_gen_{t-1} (and h^lay_t)
         if align_cache is not None:
             dh_l, dap, dh_align, dW, dv = backend.get("soft_attention_backward")(
                 ds, np.zeros_like(h_lang[:, :, 0]), align_cache)
             dh_lang = dh_lang + dh_l
             da_proj = dap if da_proj is None else da_proj + dap
-            dh_dec = dh_dec + dh_align
+            D = config["dec_size"]
+            dh_dec = dh_dec + dh_align[:, :D]
+            if config["layout_to_generator"]:
+                dlay_states[-1] = dlay_states[-1] + dh_align[:, D:]
             add_all(["align_W", "align_v"], [dW, dv])
         else:
             ds_mean = ds_mean + ds
@@ -636,11 +662,12 @@ def generate(params, words, mask, config, rng, record=False, temperature=1.0):
                                             params["prior_ls_W"], params["prior_ls_b"])
             z = mu_p + np.exp(ls_p) * eps
         alpha = None
+        guide = lay_states[t] if config["layout_to_generator"] else None
         if config["align"]:
-            (s, alpha), _ = align_step(params, h_lang, a_proj, mask, h_dec)
+            (s, alpha), _ = align_step(params, h_lang, a_proj, mask, _query(h_dec, guide))
         else:
             s = s_mean
-        (h_dec, c_dec), _ = lstm_step(np.concatenate([z, s], axis=1), h_dec, c_dec,
+        (h_dec, c_dec), _ = lstm_step(_query(z, s, guide), h_dec, c_dec,
                                       params["dec_Wx"], params["dec_Wh"], params["dec_b"])
         if config["layout"]:
             update, write_cache = layout_write_forward(params, lay_states[t], h_dec, config)
