@@ -398,6 +398,31 @@ def test_settings_of_a_run_from_before_fresh_canvases_keep_the_fixed_set():
         aligndraw_cli._settings(parser.parse_args(["--lr-halflife", "100"]), old)
 
 
+def test_new_runs_are_the_where_what_split_and_paper_gives_the_paper_architecture(tmp_path):
+    """The command's default model is the where/what split (a layout path that reads the caption with its
+    digit words hidden, windows at most 28 px, the generator on the words encoder told where it writes);
+    --paper gives the paper's architecture, exactly the default before (no layout path, bidirectional LSTM);
+    a run from before the layout options resumes as the paper's model, and a where/what run refuses --paper."""
+    import argparse
+    from minicap.commands import aligndraw as aligndraw_cli
+    parser = argparse.ArgumentParser(prog="minicap train aligndraw")
+    aligndraw_cli.configure(parser)
+    split = aligndraw_cli._settings(parser.parse_args([]))
+    assert {k: split[k] for k in aligndraw_cli.WHERE_WHAT} == aligndraw_cli.WHERE_WHAT
+    assert split["steps"] == 7000 and split["kl_weight"] == 2.0
+    paper = aligndraw_cli._settings(parser.parse_args(["--paper"]))
+    assert {k: paper[k] for k in aligndraw_cli.PAPER} == aligndraw_cli.PAPER
+    model = ad.default_config()                       # the model module's own defaults are the paper's
+    assert all(model[k] == v for k, v in aligndraw_cli.PAPER.items() if k != "layout_hides_digits")
+    variant = aligndraw_cli._settings(parser.parse_args(["--paper", "--layout", "--layout-max-span", "20"]))
+    assert variant["layout"] and variant["layout_max_span"] == 20.0 and variant["caption_encoder"] == "bilstm"
+    assert variant["layout_encoder"] is None and not variant["layout_hides_digits"] and not variant["layout_to_generator"]
+    before = {k: v for k, v in paper.items() if not k.startswith("layout")}     # a checkpoint of the 3rd session
+    assert aligndraw_cli._settings(parser.parse_args([]), before)["layout"] is False
+    with pytest.raises(MinicapError, match="drop --paper"):
+        aligndraw_cli._settings(parser.parse_args(["--paper", "--out", str(tmp_path)]), split)
+
+
 def test_new_runs_train_with_kl_weight_2_and_older_runs_resume_with_the_bound():
     """The command's default KL weight is 2 (the model's own default stays 1, the paper's bound); a
     checkpoint from before --kl-weight existed was trained on the bound and resumes with weight 1."""
@@ -587,8 +612,8 @@ def test_words_encoder_cli_keeps_its_encoder_on_resume_and_refuses_long_captions
     from minicap.checkpoint import load_checkpoint
     from minicap.commands.aligndraw import load_model
     small = ["--T", 1, "--enc", 4, "--dec", 4, "--z", 2, "--val-size", 4, "--eval-every", 1]
-    result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 1, "--caption-encoder", "words", *small,
-                  cwd=tmp_path)
+    result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 1, "--paper", "--caption-encoder", "words",
+                  *small, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "caption encoder words" in result.stdout
     ck = load_checkpoint(tmp_path / "run" / "last.npz")
@@ -632,38 +657,38 @@ def test_layout_cli_is_recorded_and_kept_on_resume(tmp_path):
     flag, and a run without it cannot be resumed with it."""
     from minicap.checkpoint import load_checkpoint
     small = ["--T", 2, "--enc", 4, "--dec", 4, "--z", 2, "--val-size", 4, "--eval-every", 1]
-    result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 1, "--layout", *small, cwd=tmp_path)
+    result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 1, "--paper", "--layout", *small,
+                  cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "write windows from the layout path" in result.stdout
+    assert "write windows from the layout path (bilstm encoder)" in result.stdout
     assert load_checkpoint(tmp_path / "run" / "last.npz").config["model"]["layout"] is True
     result = _cli("train", "aligndraw", "--out", tmp_path / "run", "--steps", 2, "--resume", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert load_checkpoint(tmp_path / "run" / "last.npz").config["model"]["layout"] is True
-    assert _cli("train", "aligndraw", "--out", tmp_path / "plain", "--steps", 1, *small, cwd=tmp_path).returncode == 0
+    result = _cli("train", "aligndraw", "--out", tmp_path / "plain", "--steps", 1, "--paper", *small, cwd=tmp_path)
+    assert result.returncode == 0 and "write windows" not in result.stdout, result.stderr
     result = _cli("train", "aligndraw", "--out", tmp_path / "plain", "--steps", 2, "--resume", "--layout", cwd=tmp_path)
     assert result.returncode == 2 and "layout" in result.stderr and "Traceback" not in result.stderr
-    result = _cli("train", "aligndraw", "--out", tmp_path / "mixed", "--steps", 1, "--layout", "--caption-encoder",
-                  "words", "--layout-encoder", "bilstm", *small, cwd=tmp_path)
+    result = _cli("train", "aligndraw", "--out", tmp_path / "mixed", "--steps", 1, "--paper", "--layout",
+                  "--caption-encoder", "words", "--layout-encoder", "bilstm", *small, cwd=tmp_path)
     assert result.returncode == 0 and "layout path (bilstm encoder)" in result.stdout, result.stderr
     model = load_checkpoint(tmp_path / "mixed" / "last.npz").config["model"]
     assert model["caption_encoder"] == "words" and model["layout_encoder"] == "bilstm"
-    result = _cli("train", "aligndraw", "--out", tmp_path / "blind", "--steps", 1, "--layout", "--layout-hides-digits",
-                  "--layout-max-span", 28, *small, cwd=tmp_path)
+    result = _cli("train", "aligndraw", "--out", tmp_path / "blind", "--steps", 1, "--paper", "--layout",
+                  "--layout-hides-digits", "--layout-max-span", 28, *small, cwd=tmp_path)
     assert result.returncode == 0 and "digit words hidden, windows at most 28 px" in result.stdout, result.stderr
     ck = load_checkpoint(tmp_path / "blind" / "last.npz")
     assert ck.config["model"]["layout_max_span"] == 28.0
     vocab = Vocabulary(ck.config["vocab"])
     assert sorted(vocab.words[i] for i in ck.config["model"]["layout_hidden"]) == sorted(
         ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
-    result = _cli("train", "aligndraw", "--out", tmp_path / "nolayout", "--layout-encoder", "bilstm", cwd=tmp_path)
-    assert result.returncode == 2 and "add --layout" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "nolayout").exists()
-    result = _cli("train", "aligndraw", "--out", tmp_path / "nolayout", "--layout-max-span", 28, cwd=tmp_path)
-    assert result.returncode == 2 and "add --layout" in result.stderr and not (tmp_path / "nolayout").exists()
-    result = _cli("train", "aligndraw", "--out", tmp_path / "nolayout", "--layout-to-generator", cwd=tmp_path)
-    assert result.returncode == 2 and "add --layout" in result.stderr and not (tmp_path / "nolayout").exists()
-    result = _cli("train", "aligndraw", "--out", tmp_path / "guided", "--steps", 1, "--layout", "--layout-to-generator",
-                  *small, cwd=tmp_path)
+    for flag in (["--layout-encoder", "bilstm"], ["--layout-max-span", 28], ["--layout-hides-digits"],
+                 ["--layout-to-generator"]):
+        result = _cli("train", "aligndraw", "--out", tmp_path / "nolayout", "--paper", *flag, cwd=tmp_path)
+        assert result.returncode == 2 and "add --layout" in result.stderr and "Traceback" not in result.stderr
+        assert not (tmp_path / "nolayout").exists()
+    result = _cli("train", "aligndraw", "--out", tmp_path / "guided", "--steps", 1, "--paper", "--layout",
+                  "--layout-to-generator", *small, cwd=tmp_path)
     assert result.returncode == 0 and "the generator sees the layout" in result.stdout, result.stderr
     result = _cli("train", "aligndraw", "--out", tmp_path / "guided", "--steps", 2, "--resume", cwd=tmp_path)
     assert result.returncode == 0, result.stderr

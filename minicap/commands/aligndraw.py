@@ -2,12 +2,19 @@
 
     minicap train aligndraw [--data mnist-captions|mnist-corners] [--out DIR] [--steps N] [--no-align] [--resume]
                             [--canvases fresh|fixed] [--lr-halflife N] [--caption-encoder bilstm|words|bilstm+words]
-                            [--kl-weight BETA] [--layout [--layout-encoder E] [--layout-hides-digits] [--layout-max-span PX]
-                            [--layout-to-generator]]
+                            [--kl-weight BETA] [--layout-encoder E] [--layout-max-span PX]
+                            [--paper [--layout [--layout-encoder E] [--layout-hides-digits] [--layout-max-span PX]
+                                              [--layout-to-generator]]]
     minicap roundtrip CHECKPOINT --captioner CAPTIONER [--temperature TAU] [--pixels mean|sample]
     minicap roundtrip CORNERS_CHECKPOINT [--temperature TAU] [--json]     (a --data mnist-corners run)
     minicap generate CHECKPOINT "the digit three is at the top of the digit one" [MORE CAPTIONS] [--n 8]
                      --out FILE.png [--gif FILE.gif]
+
+By default the model is the where/what split (since 2026-12-04): the write windows come from a layout
+path that reads the caption with its digit words hidden, at most 28 px wide, and the generator, on the
+words encoder, is told where it writes (aligndraw.py: layout=True; docs/aligndraw.md). --paper trains the
+paper's architecture instead (the generator's own windows and alignment over a bidirectional LSTM: the
+default before), and with --paper the --layout flags build the variants measured on the way.
 
 By default every batch is 64 new canvases drawn from the run's own rng (the training digits, the
 held-out combinations excluded); --lr-halflife N halves the learning rate every N steps; --canvases fixed
@@ -46,12 +53,20 @@ SAMPLE_TEMPERATURE = 0.5
 # costly the drawings follow the caption more: at 7,000 steps the round trip of seen captions went 55.8 ->
 # 69.6% at tau 1 and 78.4 -> 84.2% at tau 0.5 (novel 16.4 -> 23.6%, 24.8 -> 29.0%) for a bound 34 nats worse;
 # 4 was worse on both (docs/aligndraw.md). The model's own default (aligndraw.default_config) stays 1.
-DEFAULTS = dict(steps=8000, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvases="fresh", train_size=10000, kl_weight=2.0,
+# steps 7000 since the where/what split became the default (2026-12-04): its step is ~1.24x the paper
+# model's, and 8,000 steps took 32 min beside another training; 7,000 fit in 30 minutes.
+DEFAULTS = dict(steps=7000, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvases="fresh", train_size=10000, kl_weight=2.0,
                 val_size=500, test_size=1000, eval_every=500)
 # what a checkpoint written before these options existed was trained with (a resume keeps it)
 LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm", data="mnist-captions", kl_weight=1.0, layout=False,
               layout_encoder=None, layout_hides_digits=False, layout_max_span=0.0,
               layout_to_generator=False)
+# the architecture of a new run: the where/what split (the model's config keys), or with --paper the paper's
+# (aligndraw.default_config's own defaults: no layout path, the bidirectional LSTM for the generator)
+WHERE_WHAT = dict(caption_encoder="words", layout=True, layout_encoder="bilstm", layout_hides_digits=True,
+                  layout_max_span=28.0, layout_to_generator=True)
+PAPER = dict(caption_encoder="bilstm", layout=False, layout_encoder=None, layout_hides_digits=False,
+             layout_max_span=0.0, layout_to_generator=False)
 
 
 def configure(parser):
@@ -80,30 +95,36 @@ def configure(parser):
     parser.add_argument("--no-align", action="store_true",
                         help="the paper's no-alignment baseline: the generator sees the mean of the word states")
     parser.add_argument("--caption-encoder", choices=("bilstm", "words", "bilstm+words"), default=None,
-                        help="bilstm: the paper's bidirectional LSTM over the caption (default); words: each word's "
-                             "embedding beside a learned vector for its position, nothing mixed; bilstm+words: the "
-                             "LSTM's states beside each word's own embedding")
+                        help="what the generator's alignment reads: words: each word's embedding beside a learned "
+                             "vector for its position, nothing mixed (default); bilstm: the paper's bidirectional "
+                             "LSTM over the caption (default with --paper); bilstm+words: the LSTM's states beside "
+                             "each word's own embedding")
     parser.add_argument("--kl-weight", type=positive_float, default=None, metavar="BETA",
                         help=f"train on reconstruction + BETA x KL (default {DEFAULTS['kl_weight']:g}; 1 is the variational "
                              f"bound, as the paper): BETA > 1 makes the latents carry less, so the drawings follow "
                              f"the caption more (the bounds reported are always the true bound)")
+    parser.add_argument("--paper", action="store_true",
+                        help="the paper's architecture (Mansimov et al.: the generator places its own write windows "
+                             "and aligns over a bidirectional LSTM; the default before 2026-12-04) instead of the "
+                             "where/what split, which is the default (docs/aligndraw.md)")
     parser.add_argument("--layout", action="store_true",
-                        help="an experiment: the write windows come from a small LSTM that reads only the caption "
-                             "(its own attention over the words), the patches from the generator, so where a digit "
-                             "is drawn cannot depend on the latents (docs/aligndraw.md)")
+                        help="with --paper: add a layout path, a small LSTM that reads only the caption and gives "
+                             "the write windows (the patches still come from the generator); the default model has "
+                             "one, with all of the options below")
     parser.add_argument("--layout-encoder", choices=("bilstm", "words", "bilstm+words"), default=None,
-                        help="with --layout: the caption encoder the layout path reads (default: the generator's, "
-                             "--caption-encoder); a different one is a second encoder sharing the word embedding")
+                        help="the caption encoder the layout path reads (default bilstm; with --paper --layout the "
+                             "generator's); one other than the generator's shares its word embedding")
     parser.add_argument("--layout-hides-digits", action="store_true",
-                        help="with --layout: the layout path reads every digit word as <UNK>, so where a digit is "
-                             "drawn can depend only on the other words (a hand-made prior, for the experiment in "
-                             "docs/aligndraw.md)")
+                        help="with --paper --layout: the layout path reads every digit word as <UNK>, so where a "
+                             "digit is drawn can depend only on the other words (a prior made by hand; the default "
+                             "model does this)")
     parser.add_argument("--layout-max-span", type=positive_float, default=None, metavar="PX",
-                        help="with --layout: no write window spans more than PX pixels from its first to its last "
-                             "filter centre (28: a digit), so the window, not the patch, decides where ink goes")
+                        help="no write window spans more than PX pixels from its first to its last filter centre "
+                             "(default 28: a digit, so the window, not the patch, decides where ink goes; with "
+                             "--paper --layout: no cap unless given)")
     parser.add_argument("--layout-to-generator", action="store_true",
-                        help="with --layout: the generator is told where it writes (the layout path's state joins "
-                             "its input and its alignment query), so it can pick the word that belongs there")
+                        help="with --paper --layout: the generator is told where it writes (the layout path's state "
+                             "joins its input and its alignment query; the default model does this)")
     parser.add_argument("--T", type=positive_int, default=None, help="drawing steps (default 16)")
     parser.add_argument("--enc", type=positive_int, default=None, help="inference LSTM size (default 256)")
     parser.add_argument("--dec", type=positive_int, default=None, help="generator LSTM size (default 256)")
@@ -138,12 +159,13 @@ def _settings(args, previous=None):
              "seed": args.seed}
     from minicap.models.aligndraw import default_config
     model_defaults = default_config()
-    defaults = dict(DEFAULTS, seed=0, data="mnist-captions", **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align",
-                                                                           "caption_encoder", "layout",
-                                                                           "layout_encoder")}, layout_hides_digits=False,
-                    layout_max_span=0.0, layout_to_generator=False)
+    defaults = dict(DEFAULTS, seed=0, data="mnist-captions", **(PAPER if args.paper else WHERE_WHAT),
+                    **{k: model_defaults[k] for k in ("T", "enc_size", "dec_size", "z_size", "align")})
     if previous:   # a run from before --canvases / --lr-halflife keeps what it was trained with
         previous = dict(LEGACY, **previous)
+        if args.paper and previous["layout"] and not args.layout:
+            raise MinicapError(f"the run in {args.out} has a layout path (the where/what split or a --layout "
+                               f"variant), not the paper's architecture: drop --paper to resume it")
     return merge_settings(given, previous, defaults, FIXED_ON_RESUME, args.out,
                           flags={"enc_size": "enc", "dec_size": "dec", "z_size": "z", "align": "no-align"})
 
@@ -174,14 +196,15 @@ def run_train(args):
                                f"fresh canvases (drop --canvases)")
 
     refuse_fixed_canvases(args.data or "mnist-captions", args.canvases)   # before the run folder is made
-    if args.layout_encoder and not args.layout:
-        raise MinicapError(f"--layout-encoder {args.layout_encoder} chooses what the layout path reads: add --layout")
-    if args.layout_max_span and not args.layout:
-        raise MinicapError("--layout-max-span caps the layout path's write windows: add --layout")
-    if args.layout_hides_digits and not args.layout:
-        raise MinicapError("--layout-hides-digits hides the digit words from the layout path: add --layout")
-    if args.layout_to_generator and not args.layout:
-        raise MinicapError("--layout-to-generator shows the layout path's state to the generator: add --layout")
+    if args.paper and not args.layout:   # the paper's model has no layout path for these to act on
+        for flag, given, what in (("--layout-encoder", args.layout_encoder, "chooses what the layout path reads"),
+                                  ("--layout-max-span", args.layout_max_span, "caps the layout path's write windows"),
+                                  ("--layout-hides-digits", args.layout_hides_digits,
+                                   "hides the digit words from the layout path"),
+                                  ("--layout-to-generator", args.layout_to_generator,
+                                   "shows the layout path's state to the generator")):
+            if given:
+                raise MinicapError(f"{flag} {what}, and --paper has none: add --layout, or drop --paper")
     folder = open_run_folder(args.out, KIND, args.resume)
     previous, last = folder.previous, folder.last
     cfg = _settings(args, previous)
@@ -225,7 +248,8 @@ def run_train(args):
                 ", digit words hidden" if model["layout_hidden"] else "") + (
                 f", windows at most {model['layout_max_span']:g} px" if model["layout_max_span"] else "") + (
                 "; the generator sees the layout" if model["layout_to_generator"] else "") + ")"
-        print(f"alignDRAW{'' if cfg['align'] else ' without alignment'}, caption encoder {model['caption_encoder']}{beta}: "
+        split = all(cfg[k] == v for k, v in WHERE_WHAT.items())
+        print(f"alignDRAW{' (the where/what split)' if split else ''}{'' if cfg['align'] else ' without alignment'}, caption encoder {model['caption_encoder']}{beta}: "
               f"T {model['T']}, read/write "
               f"{model['read_n']}x{model['read_n']}/{model['write_n']}x{model['write_n']}, LSTMs "
               f"{model['enc_size']}/{model['dec_size']}, z {model['z_size']}, {n_params} parameters, "
