@@ -114,7 +114,7 @@ assert max(errors.values()) < 1e-6
 # Captioned MNIST (Lesson 3), 60 x 60 canvases, binarised afresh for every batch. Some
 # (template, digit) combinations are **banned** from the training data, the authors' held-out
 # scheme: they appear only in the separate "novel" split, so we can ask the model to draw something it
-# has never seen. The model here is smaller than `minicap train aligndraw`'s default (T = 16, LSTMs
+# has never seen. The model here is smaller than `minicap train aligndraw --paper` (T = 16, LSTMs
 # of 256, 8 x 8 patches), to train in minutes.
 #
 # The training set-up is Lesson 8's, `minicap.experiments.train_bound_model`, with alignDRAW's
@@ -218,5 +218,6 @@ print("figure:", os.path.join(FIGURES, "09_aligndraw.png"))
 # bidirectional encoder makes $h^{lang}_j$ of any word a summary of the whole caption (the backward
 # LSTM carries what follows the word, the forward LSTM what precedes it), so attending to one word
 # can carry all of it; the paper reports its larger, longer-trained model attending to the relevant
-# words as it draws. Train longer with `minicap train aligndraw` (its default model is the larger
-# one described above).
+# words as it draws. Train longer with `minicap train aligndraw --paper` (the paper's architecture,
+# the larger model described above); the command's default since 2026-12-04 is the where/what split
+# (docs/aligndraw.md), which composes novel captions far better.
