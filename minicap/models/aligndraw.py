@@ -130,7 +130,9 @@ def init_params(config, rng, dtype=np.float32):
     embed_W (V, E); lang_f_Wx (E, 4 H_lang), lang_f_Wh, lang_f_b and lang_b_* (the two directions), or
     with caption_encoder="words" position_W (max_words, P) instead; prior_mu_W (dec, Z), prior_mu_b,
     prior_ls_W, prior_ls_b; dec_h0, dec_c0 (dec,), enc_h0, enc_c0 (enc,); and with align=True
-    align_U (S, Aa), align_b (Aa,), align_W (dec, Aa), align_v (Aa,), S = lang_width(config).
+    align_U (S, Aa), align_b (Aa,), align_W (dec, Aa), align_v (Aa,), S = lang_width(config). With
+    layout=True the layout path's lay_* (LSTM, start states, alignment) and write_att_W (Dl, 5), the
+    window now read from h^lay; with layout_to_generator also Dl more rows of dec_Wx and of align_W.
     """
     if not config.get("vocab_size"):
         raise ValueError("config['vocab_size'] must be set (the size of the caption vocabulary)")
@@ -418,9 +420,10 @@ def layout_write_backward(dout, cache):
 
 
 # --- the whole model -------------------------------------------------------------------------------
-def _query(*parts):
-    """The non-None parts side by side (Bt, sum of widths): [h^gen_{t-1} ; h^lay_t] for the alignment and
-    [z_t, s_t, h^lay_t] for the generator when layout_to_generator, else without h^lay_t."""
+def _side_by_side(*parts):
+    """The parts that are not None, concatenated along the features: (Bt, sum of widths). The alignment
+    query [h^gen_{t-1} ; h^lay_t] and the generator's input [z_t, s_t, h^lay_t] with layout_to_generator,
+    h^gen_{t-1} and [z_t, s_t] without (h^lay_t is None then)."""
     parts = [p for p in parts if p is not None]
     return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
 
@@ -473,11 +476,11 @@ def forward(params, x, words, mask, eps, config):
         z = mu_q + sigma_q * e
         guide = lay_states[t] if config["layout_to_generator"] else None     # where this step writes
         if config["align"]:
-            (s, alpha), align_cache = align_step(params, h_lang, a_proj, mask, _query(h_dec, guide))
+            (s, alpha), align_cache = align_step(params, h_lang, a_proj, mask, _side_by_side(h_dec, guide))
             alphas.append(alpha)
         else:
             s, align_cache = s_mean, None
-        (h_dec, c_dec), dec_cache = lstm_step(_query(z, s, guide), h_dec, c_dec,
+        (h_dec, c_dec), dec_cache = lstm_step(_side_by_side(z, s, guide), h_dec, c_dec,
                                               params["dec_Wx"], params["dec_Wh"], params["dec_b"])
         if config["layout"]:
             update, write_cache = layout_write_forward(params, lay_states[t], h_dec, config)
@@ -501,7 +504,7 @@ def forward(params, x, words, mask, eps, config):
 def backward(cache):
     """Gradients of forward's loss with respect to every parameter (a dict like params)."""
     params, steps, nll_cache, enc_caption_cache, h_lang, mean_weights, config, lay_cache = cache
-    Z, R = config["z_size"], draw.read_size(config)
+    Z, R, D, S = config["z_size"], draw.read_size(config), config["dec_size"], h_lang.shape[2]
     Bt = nll_cache[1].shape[0]
     dnll = np.full(Bt, 1.0 / Bt, dtype=nll_cache[0].dtype)        # loss = mean over the batch
     dkl = dnll * config["kl_weight"]
@@ -541,7 +544,6 @@ def backward(cache):
         add_all(dparams.keys(), dparams.values())
         dinput, dh_dec, dc_dec = draw.lstm_step_backward_keeping_da(dh_dec + dh_write, dc_dec, dec_cache, dec_das,
                                                                      dec_weights_T)
-        S = h_lang.shape[2]
         dz, ds = dinput[:, :Z], dinput[:, Z:Z + S]
         if config["layout_to_generator"]:                 # h^lay_t was the generator's input too
             dlay_states[-1] = dlay_states[-1] + dinput[:, Z + S:]
@@ -551,7 +553,6 @@ def backward(cache):
                 ds, np.zeros_like(h_lang[:, :, 0]), align_cache)
             dh_lang = dh_lang + dh_l
             da_proj = dap if da_proj is None else da_proj + dap
-            D = config["dec_size"]
             dh_dec = dh_dec + dh_align[:, :D]
             if config["layout_to_generator"]:
                 dlay_states[-1] = dlay_states[-1] + dh_align[:, D:]
@@ -664,10 +665,10 @@ def generate(params, words, mask, config, rng, record=False, temperature=1.0):
         alpha = None
         guide = lay_states[t] if config["layout_to_generator"] else None
         if config["align"]:
-            (s, alpha), _ = align_step(params, h_lang, a_proj, mask, _query(h_dec, guide))
+            (s, alpha), _ = align_step(params, h_lang, a_proj, mask, _side_by_side(h_dec, guide))
         else:
             s = s_mean
-        (h_dec, c_dec), _ = lstm_step(_query(z, s, guide), h_dec, c_dec,
+        (h_dec, c_dec), _ = lstm_step(_side_by_side(z, s, guide), h_dec, c_dec,
                                       params["dec_Wx"], params["dec_Wh"], params["dec_b"])
         if config["layout"]:
             update, write_cache = layout_write_forward(params, lay_states[t], h_dec, config)
