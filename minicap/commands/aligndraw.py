@@ -58,16 +58,15 @@ SAMPLE_TEMPERATURE = 0.5
 # model's, and 8,000 steps took 32 min beside another training; 7,000 fit in 30 minutes.
 DEFAULTS = dict(steps=7000, batch=64, lr=1e-3, lr_halflife=0, clip=10.0, canvases="fresh", train_size=10000, kl_weight=2.0,
                 val_size=500, test_size=1000, eval_every=500)
-# what a checkpoint written before these options existed was trained with (a resume keeps it)
-LEGACY = dict(canvases="fixed", lr_halflife=0, caption_encoder="bilstm", data="mnist-captions", kl_weight=1.0, layout=False,
-              layout_encoder=None, layout_hides_digits=False, layout_max_span=0.0,
-              layout_to_generator=False)
 # the architecture of a new run: the where/what split (the model's config keys), or with --paper the paper's
 # (aligndraw.default_config's own defaults: no layout path, the bidirectional LSTM for the generator)
 WHERE_WHAT = dict(caption_encoder="words", layout=True, layout_encoder="bilstm", layout_hides_digits=True,
                   layout_max_span=28.0, layout_to_generator=True)
 PAPER = dict(caption_encoder="bilstm", layout=False, layout_encoder=None, layout_hides_digits=False,
              layout_max_span=0.0, layout_to_generator=False)
+# what a checkpoint written before these options existed was trained with (a resume keeps it): the
+# paper's architecture, fixed canvases, a constant rate, the bound as the loss
+LEGACY = dict(PAPER, canvases="fixed", lr_halflife=0, data="mnist-captions", kl_weight=1.0)
 
 
 def configure(parser):
